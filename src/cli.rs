@@ -1,0 +1,469 @@
+//! The commands of SPEC §9: `serve`, `check`, `test`, `lint`, `submit`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::corpus;
+use crate::facts::Envelope;
+use crate::intake::App;
+use crate::pipeline::Prepared;
+use crate::policy::RuleSet;
+
+/// sysexits(3) codes used by `submit`.
+pub mod sysexits {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 64;
+    pub const DATAERR: u8 = 65;
+    pub const SOFTWARE: u8 = 70;
+    pub const TEMPFAIL: u8 = 75;
+    pub const NOPERM: u8 = 77;
+}
+
+/// intake: files support email by a Rhai policy.
+#[derive(Debug, Parser)]
+#[command(name = "intake", version, about)]
+pub struct Cli {
+    /// TOML configuration file (then INTAKE__SECTION__KEY environment variables).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP hook, the API and the reply worker.
+    Serve,
+    /// Show the decision the hook would give a message (no side effects).
+    Check {
+        file: PathBuf,
+        /// Print the decision JSON of the hook.
+        #[arg(long)]
+        json: bool,
+        /// Show each rule, its findings and time, and the decide result.
+        #[arg(long)]
+        explain: bool,
+        /// Contracts file (default: contracts.file of the configuration).
+        #[arg(long)]
+        contracts: Option<PathBuf>,
+        /// Rules directory (default: rules.path of the configuration).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Clock for the evaluation, RFC 3339 (default: the Date header, else now).
+        #[arg(long)]
+        now: Option<Timestamp>,
+    },
+    /// Run the fixture corpus (SPEC §10) and report.
+    Test {
+        /// Corpus directory holding contracts.toml and cases/.
+        #[arg(default_value = "fixtures")]
+        dir: PathBuf,
+        /// Rules directory (default: rules.path of the configuration).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Only cases whose name starts with this finding code.
+        #[arg(long)]
+        only: Option<String>,
+        /// Worker threads (default: the number of CPUs).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
+    /// Compile and check the policy directory.
+    Lint {
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
+    /// Read one message on stdin and post it to the hook (for an MTA pipe).
+    Submit {
+        /// Envelope sender, as Postfix passes ${sender}.
+        #[arg(long, short = 'f')]
+        sender: Option<String>,
+        /// Hook URL (default: http://<http.listen>/v1/messages).
+        #[arg(long)]
+        url: Option<String>,
+        /// File holding the gateway token (default: auth.gateway_token, else <store.path>/gateway.token).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Connect timeout in seconds.
+        #[arg(long, default_value_t = 10)]
+        connect_timeout: u64,
+        /// Total timeout in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Envelope recipients, as Postfix passes ${recipient}.
+        recipients: Vec<String>,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("intake: {e}");
+            return ExitCode::from(if matches!(cli.command, Command::Submit { .. }) {
+                sysexits::TEMPFAIL
+            } else {
+                2
+            });
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve(config),
+        Command::Check {
+            file,
+            json,
+            explain,
+            contracts,
+            rules,
+            now,
+        } => check(&config, &file, json, explain, contracts, rules, now),
+        Command::Test {
+            dir,
+            rules,
+            junit,
+            only,
+            jobs,
+        } => test(&config, &dir, rules, junit, only, jobs),
+        Command::Lint { dir } => lint(&dir),
+        Command::Submit {
+            sender,
+            url,
+            token_file,
+            connect_timeout,
+            timeout,
+            recipients,
+        } => {
+            return submit(
+                &config,
+                sender,
+                url,
+                token_file,
+                connect_timeout,
+                timeout,
+                recipients,
+            )
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("intake: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let app = App::build(&config, Arc::new(Timestamp::now))?;
+        app.run_until_stopped().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(
+    config: &Config,
+    file: &Path,
+    json: bool,
+    explain: bool,
+    contracts: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    now: Option<Timestamp>,
+) -> anyhow::Result<ExitCode> {
+    let runner = corpus::Runner::new(
+        rules.as_deref().unwrap_or(&config.rules_path),
+        contracts.as_deref().unwrap_or(&config.contracts_file),
+        config.clone(),
+    )?;
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let now = now
+        .or_else(|| {
+            crate::parse::parse(&raw)
+                .date
+                .and_then(|s| Timestamp::from_second(s).ok())
+        })
+        .unwrap_or_else(Timestamp::now);
+    let dir = tempfile::tempdir()?;
+    let pipeline = runner.pipeline_in(dir.path())?;
+    let Prepared::New {
+        filing,
+        evaluation,
+        facts,
+    } = pipeline.prepare(raw, Envelope::default(), now)?
+    else {
+        anyhow::bail!("a fresh store cannot hold this message already");
+    };
+    let record = pipeline
+        .committer
+        .commit_blocking((*filing).clone())
+        .map_err(|e| anyhow::anyhow!(e))?
+        .record;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&crate::intake::handlers::decision_json(&record))?
+        )?;
+    } else {
+        let d = &record.decision;
+        writeln!(
+            out,
+            "outcome: {}\nstatus:  {}\nticket:  {}\nreply:   {}\nrules:   {}",
+            d.outcome.as_str(),
+            d.status.map(|s| s.as_str()).unwrap_or("-"),
+            d.ticket
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            d.reply.as_deref().unwrap_or("none"),
+            record.rules_revision
+        )?;
+        for f in &d.findings {
+            writeln!(out, "finding: {} ({}): {}", f.code, f.rule, f.detail)?;
+        }
+        if let Some(why) = &record.reply_suppressed {
+            writeln!(out, "reply suppressed: {why}")?;
+        }
+    }
+    if explain {
+        writeln!(out, "\nfacts: from={} subject_core={:?} lang={} client_ids={:?} contract={} sender_contract={} ticket_ref={:?} attachments={}",
+            facts.from, facts.subject_core, facts.lang, facts.client_ids,
+            facts.contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
+            facts.sender_contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
+            facts.ticket_ref, facts.attachments.len())?;
+        writeln!(out, "rules (revision {}):", evaluation.revision)?;
+        for t in &evaluation.trace {
+            writeln!(
+                out,
+                "  {:<24} {:>6} µs  {}{}",
+                t.rule,
+                t.micros,
+                if t.findings.is_empty() {
+                    "-".to_owned()
+                } else {
+                    t.findings.join(", ")
+                },
+                t.error
+                    .as_ref()
+                    .map(|e| format!("  ERROR {e}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        for f in &record.decision.findings {
+            writeln!(out, "  · {}: {}", f.code, f.detail)?;
+        }
+        let outbox = pipeline.store.outbox_items()?;
+        if let Some(item) = outbox.first() {
+            writeln!(
+                out,
+                "reply to {} ({}/{}), Message-ID <{}>",
+                item.intent.to, item.intent.lang, item.intent.template, item.message_id
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(
+    config: &Config,
+    dir: &Path,
+    rules: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    only: Option<String>,
+    jobs: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let rules_path = rules.unwrap_or_else(|| config.rules_path.clone());
+    let runner = corpus::Runner::new(&rules_path, &dir.join("contracts.toml"), config.clone())?;
+    let mut cases = corpus::discover(dir)?;
+    if let Some(code) = &only {
+        cases.retain(|c| c.name.starts_with(code.as_str()));
+    }
+    if cases.is_empty() {
+        anyhow::bail!("no cases found under {}", dir.display());
+    }
+    let threads = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let tty = std::io::stderr().is_terminal();
+    let total = cases.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |_: &corpus::CaseResult| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if tty {
+            eprint!("\r{n}/{total} cases");
+        }
+    };
+    let results = corpus::run_all(&runner, &cases, threads, &progress);
+    if tty {
+        eprintln!();
+    }
+    let mut out = std::io::stdout().lock();
+    let (mut passed, mut failed) = (0, 0);
+    for r in &results {
+        if r.passed() {
+            passed += 1;
+            writeln!(out, "ok     {}", r.name)?;
+        } else {
+            failed += 1;
+            writeln!(out, "FAILED {}", r.name)?;
+            write!(out, "{}", corpus::failure_report(r))?;
+        }
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, corpus::junit(&results))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn lint(dir: &Path) -> anyhow::Result<ExitCode> {
+    match RuleSet::load(dir) {
+        Ok(set) => {
+            let mut problems = Vec::new();
+            for lang in crate::reply::render::LANGS {
+                for name in ["created", "needs_info", "duplicate", "rejected"] {
+                    if !set.templates.has(lang, name) {
+                        problems.push(format!(
+                            "{}: missing reply template {lang}/{name}",
+                            dir.join("templates").display()
+                        ));
+                    }
+                }
+            }
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!(
+                    "{}: {} rules, revision {}: ok",
+                    dir.display(),
+                    set.rules.len(),
+                    set.revision
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                println!("{d}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    config: &Config,
+    sender: Option<String>,
+    url: Option<String>,
+    token_file: Option<PathBuf>,
+    connect_timeout: u64,
+    timeout: u64,
+    recipients: Vec<String>,
+) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("intake submit: {msg}");
+        ExitCode::from(code)
+    };
+    let token = match (&token_file, &config.gateway_token) {
+        (Some(f), _) => match std::fs::read_to_string(f) {
+            Ok(t) => t.trim().to_owned(),
+            Err(e) => {
+                return fail(
+                    sysexits::TEMPFAIL,
+                    format!("cannot read token file {}: {e}", f.display()),
+                )
+            }
+        },
+        (None, Some(t)) => t.expose().to_owned(),
+        (None, None) => {
+            let f = config.store_path.join("gateway.token");
+            match std::fs::read_to_string(&f) {
+                Ok(t) => t.trim().to_owned(),
+                Err(e) => {
+                    return fail(
+                        sysexits::TEMPFAIL,
+                        format!("no gateway token ({}: {e})", f.display()),
+                    )
+                }
+            }
+        }
+    };
+    let mut raw = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut raw) {
+        return fail(
+            sysexits::TEMPFAIL,
+            format!("cannot read the message from stdin: {e}"),
+        );
+    }
+    if raw.is_empty() {
+        return fail(sysexits::DATAERR, "empty message on stdin".into());
+    }
+    let url = url.unwrap_or_else(|| format!("http://{}/v1/messages", config.listen));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(connect_timeout)))
+        .timeout_global(Some(Duration::from_secs(timeout)))
+        .build()
+        .into();
+    let mut req = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "message/rfc822");
+    if let Some(s) = &sender {
+        req = req.header("X-Envelope-From", s);
+    }
+    for r in &recipients {
+        req = req.header("X-Envelope-To", r);
+    }
+    match req.send(&raw[..]) {
+        Err(e) => fail(sysexits::TEMPFAIL, format!("{url}: {e}")),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            match status {
+                200..=299 => ExitCode::from(sysexits::OK),
+                401 | 403 => fail(sysexits::NOPERM, format!("token refused ({status})")),
+                400 | 413 | 415 | 422 => fail(
+                    sysexits::DATAERR,
+                    format!("message refused ({status}): {}", body.trim()),
+                ),
+                _ if status >= 500 || status == 429 || status == 408 => fail(
+                    sysexits::TEMPFAIL,
+                    format!("service unavailable ({status}); retry later"),
+                ),
+                _ => fail(
+                    sysexits::SOFTWARE,
+                    format!("unexpected answer {status}: {}", body.trim()),
+                ),
+            }
+        }
+    }
+}

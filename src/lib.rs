@@ -1,0 +1,33 @@
+//! `intake`: the front door of a technical-support helpdesk.
+//!
+//! # Layout
+//! The modules follow the pipeline of one message (SPEC §1):
+//!
+//! - [`parse`]: raw RFC 5322 bytes → [`parse::ParsedMail`]
+//! - [`facts`]: parsed mail + envelope + [`contracts`] → [`facts::Facts`], the script view
+//! - [`text`]: native text mechanics scripts call (normalisation, word lists, quotes,
+//!   similarity, language, logs, mojibake)
+//! - [`policy`]: Rhai rules of `rules/` → findings → [`decision::Decision`]
+//! - [`decision`]: the typed verdict and its validation
+//! - [`store`]: sled trees, one transaction per message, group commit
+//! - [`reply`]: templates → rendered replies; the SMTP outbox worker
+//! - [`sla`]: reaction and in-work due times on a business calendar
+//! - [`pipeline`]: the stages wired together, shared by the server and the tools
+//! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner; [`cli`]: the commands
+//! - [`config`], [`telemetry`]: settings and logging
+
+pub mod cli;
+pub mod config;
+pub mod contracts;
+pub mod corpus;
+pub mod decision;
+pub mod facts;
+pub mod intake;
+pub mod parse;
+pub mod pipeline;
+pub mod policy;
+pub mod reply;
+pub mod sla;
+pub mod store;
+pub mod telemetry;
+pub mod text;

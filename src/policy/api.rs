@@ -1,0 +1,512 @@
+//! The script API: the read-only `msg` object (the [`Facts`] of SPEC §3) and the
+//! native helpers rules call — findings, word lists, text mechanics, contracts and
+//! read-only store look-ups.
+//!
+//! Helpers that need the message's context (findings so far, word lists of the
+//! rule set, store, clock) read it from a thread-local [`EvalCtx`] that
+//! [`super::evaluate`] installs for the duration of one evaluation, so the shared
+//! engine stays free of per-message state.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
+
+use crate::contracts::{Contract, Contracts};
+use crate::decision::Finding;
+use crate::facts::Facts;
+use crate::store::Ticket;
+use crate::text::{self, WordLists};
+
+/// Read-only store look-ups available to scripts.
+pub trait Lookups: Send + Sync {
+    /// A ticket by number.
+    fn ticket(&self, number: u64) -> Option<Ticket>;
+    /// The ticket of a stored message or sent reply with this Message-ID.
+    fn ticket_for_message_id(&self, id: &str) -> Option<u64>;
+    /// Open tickets of `client:ID` or `sender:ADDR` created since `since`.
+    fn open_tickets(&self, owner_key: &str, since: Timestamp) -> Vec<Ticket>;
+    /// Messages from `sender` received in `(since, until]`.
+    fn count_from_sender(&self, sender: &str, since: Timestamp, until: Timestamp) -> u64;
+}
+
+/// Look-ups against an empty store (lint, unit tests).
+pub struct NoLookups;
+
+impl Lookups for NoLookups {
+    fn ticket(&self, _: u64) -> Option<Ticket> {
+        None
+    }
+    fn ticket_for_message_id(&self, _: &str) -> Option<u64> {
+        None
+    }
+    fn open_tickets(&self, _: &str, _: Timestamp) -> Vec<Ticket> {
+        Vec::new()
+    }
+    fn count_from_sender(&self, _: &str, _: Timestamp, _: Timestamp) -> u64 {
+        0
+    }
+}
+
+/// Per-evaluation state the helpers read.
+pub struct EvalCtx {
+    pub rule: String,
+    pub findings: Vec<Finding>,
+    pub lookups: Arc<dyn Lookups>,
+    pub lists: Arc<WordLists>,
+    pub contracts: Contracts,
+    pub now: Timestamp,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<EvalCtx>> = const { RefCell::new(None) };
+}
+
+/// Installs `ctx` for the current thread; returns the previous one.
+pub fn install(ctx: Option<EvalCtx>) -> Option<EvalCtx> {
+    CTX.with(|c| std::mem::replace(&mut *c.borrow_mut(), ctx))
+}
+
+/// Sets the rule whose findings are being recorded.
+pub fn set_rule(rule: &str) {
+    CTX.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            rule.clone_into(&mut ctx.rule);
+        }
+    });
+}
+
+/// Codes of the findings recorded so far in this evaluation.
+pub fn codes() -> Vec<String> {
+    CTX.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|x| x.findings.iter().map(|f| f.code.clone()).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// The rule running now (for log lines), or `-`.
+pub fn current_rule() -> String {
+    CTX.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|x| x.rule.clone())
+            .unwrap_or_else(|| "-".into())
+    })
+}
+
+fn with_ctx<T>(f: impl FnOnce(&mut EvalCtx) -> T) -> Result<T, Box<EvalAltResult>> {
+    CTX.with(|c| match c.borrow_mut().as_mut() {
+        Some(ctx) => Ok(f(ctx)),
+        None => Err("this function is only available while a message is evaluated".into()),
+    })
+}
+
+/// The message as scripts see it: `msg.subject`, `msg.header("X-Foo")`.
+#[derive(Clone)]
+pub struct Msg(Arc<MsgInner>);
+
+struct MsgInner {
+    facts: Arc<Facts>,
+    fields: Map,
+}
+
+fn s(v: &str) -> Dynamic {
+    Dynamic::from(ImmutableString::from(v))
+}
+
+fn strings(v: &[String]) -> Dynamic {
+    Dynamic::from_array(v.iter().map(|x| s(x)).collect())
+}
+
+/// A contract as an object map (with `active` at the message's time).
+pub fn contract_map(c: &Contract, at: Timestamp) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("client_id".into(), s(&c.client_id));
+    m.insert("name".into(), s(&c.name));
+    m.insert("level".into(), s(&c.level));
+    m.insert("status".into(), s(&c.status));
+    m.insert("valid_until".into(), s(&c.valid_until.to_string()));
+    m.insert("domains".into(), strings(&c.domains));
+    m.insert("addresses".into(), strings(&c.addresses));
+    m.insert("language".into(), s(&c.language));
+    m.insert("active".into(), Dynamic::from_bool(c.is_active_at(at)));
+    Dynamic::from_map(m)
+}
+
+fn ticket_map(t: &Ticket, now: Timestamp) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("number".into(), Dynamic::from_int(t.number as INT));
+    m.insert("status".into(), s(t.status.as_str()));
+    m.insert("open".into(), Dynamic::from_bool(t.status.is_open()));
+    m.insert(
+        "client_id".into(),
+        t.client_id.as_deref().map(s).unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("owner".into(), s(&t.owner));
+    m.insert("subject".into(), s(&t.subject));
+    m.insert("subject_core".into(), s(&t.subject_core));
+    m.insert(
+        "created_at".into(),
+        Dynamic::from_int(t.created_at.as_second() as INT),
+    );
+    let age = (now.as_second() - t.created_at.as_second()) as f64 / 86_400.0;
+    m.insert("age_days".into(), Dynamic::from_float(age));
+    m.insert("text".into(), s(&t.text_norm));
+    Dynamic::from_map(m)
+}
+
+impl Msg {
+    /// Wraps facts; every field is converted once here.
+    pub fn new(facts: Arc<Facts>) -> Msg {
+        let f = &facts;
+        let at = f.received_at;
+        let mut m = Map::new();
+        m.insert("from".into(), s(&f.from));
+        m.insert("from_name".into(), s(&f.from_name));
+        m.insert("reply_to".into(), s(&f.reply_to));
+        m.insert("to".into(), strings(&f.to));
+        m.insert("cc".into(), strings(&f.cc));
+        m.insert("subject".into(), s(&f.subject));
+        m.insert("subject_core".into(), s(&f.subject_core));
+        m.insert(
+            "ticket_ref".into(),
+            f.ticket_ref
+                .map(|n| Dynamic::from_int(n as INT))
+                .unwrap_or(Dynamic::UNIT),
+        );
+        m.insert("message_id".into(), s(&f.message_id));
+        m.insert("in_reply_to".into(), strings(&f.in_reply_to));
+        m.insert("references".into(), strings(&f.references));
+        m.insert("text".into(), s(&f.text));
+        m.insert("text_new".into(), s(&f.text_new));
+        let atts: Array = f
+            .attachments
+            .iter()
+            .map(|a| {
+                let mut am = Map::new();
+                am.insert("name".into(), s(&a.name));
+                am.insert("mime".into(), s(&a.mime));
+                am.insert("size".into(), Dynamic::from_int(a.size as INT));
+                Dynamic::from_map(am)
+            })
+            .collect();
+        m.insert("attachments".into(), Dynamic::from_array(atts));
+        m.insert("lang".into(), s(&f.lang));
+        m.insert("size".into(), Dynamic::from_int(f.size as INT));
+        m.insert(
+            "received_at".into(),
+            Dynamic::from_int(at.as_second() as INT),
+        );
+        m.insert("client_ids".into(), strings(&f.client_ids));
+        m.insert(
+            "contract".into(),
+            f.contract
+                .as_ref()
+                .map(|c| contract_map(c, at))
+                .unwrap_or(Dynamic::UNIT),
+        );
+        m.insert(
+            "sender_contract".into(),
+            f.sender_contract
+                .as_ref()
+                .map(|c| contract_map(c, at))
+                .unwrap_or(Dynamic::UNIT),
+        );
+        m.insert(
+            "envelope_from".into(),
+            f.envelope
+                .mail_from
+                .as_deref()
+                .map(s)
+                .unwrap_or(Dynamic::UNIT),
+        );
+        m.insert("envelope_to".into(), strings(&f.envelope.rcpt_to));
+        m.insert(
+            "client_ip".into(),
+            f.envelope
+                .client_ip
+                .as_deref()
+                .map(s)
+                .unwrap_or(Dynamic::UNIT),
+        );
+        m.insert("parsed".into(), Dynamic::from_bool(f.parsed));
+        Msg(Arc::new(MsgInner {
+            facts: facts.clone(),
+            fields: m,
+        }))
+    }
+
+    fn get(&self, name: &str) -> Dynamic {
+        self.0.fields.get(name).cloned().unwrap_or(Dynamic::UNIT)
+    }
+}
+
+/// Names of the `msg` properties, for docs, lint and tests.
+pub const MSG_FIELDS: &[&str] = &[
+    "from",
+    "from_name",
+    "reply_to",
+    "to",
+    "cc",
+    "subject",
+    "subject_core",
+    "ticket_ref",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "text",
+    "text_new",
+    "attachments",
+    "lang",
+    "size",
+    "received_at",
+    "client_ids",
+    "contract",
+    "sender_contract",
+    "envelope_from",
+    "envelope_to",
+    "client_ip",
+    "parsed",
+];
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn list_error(name: &str) -> Box<EvalAltResult> {
+    format!("no word list {name:?} in rules/lists/").into()
+}
+
+fn flag(code: &str, detail: &str, ticket: Option<u64>) -> Res<()> {
+    if code.is_empty()
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!("finding code {code:?} must be snake_case").into());
+    }
+    with_ctx(|c| {
+        if !c.findings.iter().any(|f| f.code == code) {
+            c.findings.push(Finding {
+                code: code.to_owned(),
+                rule: c.rule.clone(),
+                detail: detail.to_owned(),
+                ticket,
+            });
+        }
+    })
+}
+
+static REGEX_CACHE: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<String, Arc<regex::Regex>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A compiled pattern from the cache (at most 256 patterns are kept).
+fn regex(pattern: &str) -> Res<Arc<regex::Regex>> {
+    if let Some(re) = REGEX_CACHE
+        .read()
+        .ok()
+        .and_then(|c| c.get(pattern).cloned())
+    {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map(Arc::new)
+        .map_err(|e| -> Box<EvalAltResult> {
+            format!("bad regular expression {pattern:?}: {e}").into()
+        })?;
+    if let Ok(mut c) = REGEX_CACHE.write() {
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(pattern.to_owned(), re.clone());
+    }
+    Ok(re)
+}
+
+/// Registers the `Message` type and every helper.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Msg>("Message");
+    for &name in MSG_FIELDS {
+        engine.register_get(name, move |m: &mut Msg| m.get(name));
+    }
+    engine.register_fn("header", |m: &mut Msg, name: &str| -> Dynamic {
+        m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn("headers", |m: &mut Msg, name: &str| -> Array {
+        let name = name.to_ascii_lowercase();
+        m.0.facts
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| s(v))
+            .collect()
+    });
+
+    // Findings.
+    engine.register_fn("flag", |code: &str, detail: &str| flag(code, detail, None));
+    engine.register_fn("flag", |code: &str, detail: &str, ticket: INT| {
+        flag(code, detail, u64::try_from(ticket).ok())
+    });
+    engine.register_fn("has_finding", |code: &str| -> Res<bool> {
+        with_ctx(|c| c.findings.iter().any(|f| f.code == code))
+    });
+    engine.register_fn("findings", || -> Res<Array> {
+        with_ctx(|c| {
+            c.findings
+                .iter()
+                .map(|f| {
+                    let mut m = Map::new();
+                    m.insert("code".into(), s(&f.code));
+                    m.insert("rule".into(), s(&f.rule));
+                    m.insert("detail".into(), s(&f.detail));
+                    m.insert(
+                        "ticket".into(),
+                        f.ticket
+                            .map(|t| Dynamic::from_int(t as INT))
+                            .unwrap_or(Dynamic::UNIT),
+                    );
+                    Dynamic::from_map(m)
+                })
+                .collect()
+        })
+    });
+
+    // Word lists.
+    engine.register_fn("list_has", |list: &str, text: &str| -> Res<bool> {
+        with_ctx(|c| c.lists.get(list).map(|l| l.is_match(text)))?.ok_or_else(|| list_error(list))
+    });
+    engine.register_fn("list_match", |list: &str, text: &str| -> Res<Array> {
+        let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
+            .ok_or_else(|| list_error(list))?;
+        Ok(found
+            .into_iter()
+            .map(|m| {
+                let mut map = Map::new();
+                map.insert("entry".into(), s(&m.entry));
+                map.insert("word".into(), s(&m.word));
+                map.insert("start".into(), Dynamic::from_int(m.start as INT));
+                Dynamic::from_map(map)
+            })
+            .collect())
+    });
+
+    engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {
+        let words = with_ctx(|c| c.lists.get(list).map(|l| l.unmatched_words(text)))?
+            .ok_or_else(|| list_error(list))?;
+        Ok(words.iter().map(|w| s(w)).collect())
+    });
+
+    // Regular expressions, compiled once per pattern and cached.
+    engine.register_fn("regex_count", |text: &str, pattern: &str| -> Res<INT> {
+        regex(pattern).map(|re| re.find_iter(text).count() as INT)
+    });
+    engine.register_fn("regex_find", |text: &str, pattern: &str| -> Res<Array> {
+        regex(pattern).map(|re| re.find_iter(text).map(|m| s(m.as_str())).collect())
+    });
+    engine.register_fn("join", |items: Array, sep: &str| -> String {
+        items
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(sep)
+    });
+
+    // Text mechanics.
+    engine.register_fn("normalize", |t: &str| text::normalize(t));
+    engine.register_fn("tokens", |t: &str| -> Array {
+        text::tokens(t).iter().map(|w| s(w)).collect()
+    });
+    engine.register_fn("similarity", |a: &str, b: &str| text::similarity(a, b));
+    engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
+    engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
+    engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
+    engine.register_fn("is_mojibake", |t: &str| text::is_mojibake(t));
+    engine.register_fn("has_meaningful_text", |t: &str| {
+        text::has_meaningful_text(t)
+    });
+    engine.register_fn("domain_of", |addr: &str| -> String {
+        addr.rsplit_once('@')
+            .map(|(_, d)| d.to_lowercase())
+            .unwrap_or_default()
+    });
+
+    // Contracts.
+    engine.register_fn("contract_of", |id: &str| -> Res<Dynamic> {
+        with_ctx(|c| {
+            c.contracts
+                .by_client_id(id)
+                .map(|k| contract_map(k, c.now))
+                .unwrap_or(Dynamic::UNIT)
+        })
+    });
+    engine.register_fn("contract_covers", |contract: Map, addr: &str| -> bool {
+        let addr = addr.to_lowercase();
+        let list = |key: &str| -> Vec<String> {
+            contract
+                .get(key)
+                .and_then(|v| v.clone().into_array().ok())
+                .map(|a| a.into_iter().filter_map(|x| x.into_string().ok()).collect())
+                .unwrap_or_default()
+        };
+        let probe = Contract {
+            client_id: String::new(),
+            name: String::new(),
+            level: String::new(),
+            status: String::new(),
+            valid_until: jiff::civil::date(2000, 1, 1),
+            domains: list("domains"),
+            addresses: list("addresses"),
+            language: String::new(),
+        };
+        probe.covers(&addr)
+    });
+
+    // Store look-ups (read-only).
+    engine.register_fn("ticket", |number: INT| -> Res<Dynamic> {
+        with_ctx(|c| {
+            u64::try_from(number)
+                .ok()
+                .and_then(|n| c.lookups.ticket(n))
+                .map(|t| ticket_map(&t, c.now))
+                .unwrap_or(Dynamic::UNIT)
+        })
+    });
+    engine.register_fn("ticket_for_message_id", |id: &str| -> Res<Dynamic> {
+        with_ctx(|c| {
+            c.lookups
+                .ticket_for_message_id(id)
+                .map(|n| Dynamic::from_int(n as INT))
+                .unwrap_or(Dynamic::UNIT)
+        })
+    });
+    engine.register_fn("open_tickets", |owner: &str, days: INT| -> Res<Array> {
+        with_ctx(|c| {
+            let key = if owner.contains('@') {
+                format!("sender:{}", owner.to_lowercase())
+            } else {
+                format!("client:{}", owner.to_ascii_uppercase())
+            };
+            let since = c.now - jiff::SignedDuration::from_hours(24 * days.max(0));
+            c.lookups
+                .open_tickets(&key, since)
+                .iter()
+                .filter(|t| t.created_at <= c.now)
+                .map(|t| ticket_map(t, c.now))
+                .collect()
+        })
+    });
+    engine.register_fn("messages_last_hour", |sender: &str| -> Res<INT> {
+        with_ctx(|c| {
+            let since = c.now - jiff::SignedDuration::from_hours(1);
+            c.lookups
+                .count_from_sender(&sender.to_lowercase(), since, c.now) as INT
+        })
+    });
+    engine.register_fn("now", || -> Res<INT> {
+        with_ctx(|c| c.now.as_second() as INT)
+    });
+}

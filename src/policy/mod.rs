@@ -1,0 +1,301 @@
+//! Stage 3, policy: [`Facts`] → findings → [`Decision`] by the scripts of a
+//! [`RuleSet`]. Every rule runs on every message in file-name order; then the
+//! decide script turns the findings into a decision.
+//!
+//! Evaluation is pure with respect to the outside world: scripts read the facts
+//! and the read-only [`Lookups`]; they never write or send. A script error or a
+//! limit hit becomes a `policy_error` finding and a `create`/`needs_review`
+//! decision (SPEC §1): the message is never lost.
+
+pub mod api;
+pub mod engine;
+pub mod rules;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rhai::{Dynamic, EvalAltResult, Map, Scope};
+use serde::Serialize;
+
+use crate::contracts::Contracts;
+use crate::decision::{self, Decision, Finding, RawDecision};
+use crate::facts::Facts;
+pub use api::{Lookups, NoLookups};
+pub use rules::{Diagnostic, Rule, RuleError, RuleSet};
+
+/// What one rule did, for `--explain` and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    pub path: String,
+    pub findings: Vec<String>,
+    pub micros: u64,
+    pub error: Option<String>,
+    pub limit_hit: bool,
+}
+
+/// The result of running a rule set over one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub decision: Decision,
+    pub trace: Vec<RuleTrace>,
+    /// Errors as `path:line:col: message`.
+    pub errors: Vec<String>,
+    pub revision: String,
+}
+
+thread_local! {
+    /// One reusable scope per worker thread, rewound after every script.
+    static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
+}
+
+fn position_text(rule: &Rule, e: &EvalAltResult) -> String {
+    let pos = e.position();
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}: {e}", rule.path.display()),
+        (Some(l), None) => format!("{}:{l}: {e}", rule.path.display()),
+        _ => format!("{}: {e}", rule.path.display()),
+    }
+}
+
+fn is_limit(e: &EvalAltResult) -> bool {
+    matches!(
+        e,
+        EvalAltResult::ErrorTooManyOperations(..)
+            | EvalAltResult::ErrorStackOverflow(..)
+            | EvalAltResult::ErrorDataTooLarge(..)
+            | EvalAltResult::ErrorTooManyVariables(..)
+    )
+}
+
+/// Runs every rule and the decide script over `facts`.
+pub fn evaluate(
+    set: &RuleSet,
+    facts: Arc<Facts>,
+    lookups: Arc<dyn Lookups>,
+    contracts: &Contracts,
+) -> Evaluation {
+    let engine = engine::shared();
+    let msg = api::Msg::new(facts.clone());
+    let previous = api::install(Some(api::EvalCtx {
+        rule: String::new(),
+        findings: Vec::new(),
+        lookups,
+        lists: set.lists.clone(),
+        contracts: contracts.clone(),
+        now: facts.received_at,
+    }));
+    let mut trace = Vec::with_capacity(set.rules.len());
+    let mut errors = Vec::new();
+    let mut policy_failed = false;
+    let raw = SCOPE.with(|cell| {
+        let mut scope = cell.borrow_mut();
+        scope.rewind(0);
+        scope.push_constant("msg", msg);
+        let base = scope.len();
+        for rule in &set.rules {
+            api::set_rule(&rule.id);
+            let before = current_codes();
+            let t0 = Instant::now();
+            let res = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
+            scope.rewind(base);
+            let micros = t0.elapsed().as_micros() as u64;
+            let after = current_codes();
+            let (error, limit_hit) = match res {
+                Ok(_) => (None, false),
+                Err(e) => {
+                    let text = position_text(rule, &e);
+                    let limit = is_limit(&e);
+                    tracing::warn!(rule = %rule.id, error = %text, limit_hit = limit, "rule failed");
+                    errors.push(text.clone());
+                    policy_failed = true;
+                    (Some(text), limit)
+                }
+            };
+            trace.push(RuleTrace {
+                rule: rule.id.clone(),
+                path: rule.path.display().to_string(),
+                findings: after.into_iter().skip(before.len()).collect(),
+                micros,
+                error,
+                limit_hit,
+            });
+        }
+        let out = if policy_failed {
+            None
+        } else {
+            api::set_rule("decide");
+            let t0 = Instant::now();
+            let res = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &set.decide.ast);
+            let micros = t0.elapsed().as_micros() as u64;
+            let (out, error) = match res {
+                Ok(v) => match read_decision(v) {
+                    Ok(raw) => (Some(raw), None),
+                    Err(m) => (None, Some(format!("{}: {m}", set.decide.path.display()))),
+                },
+                Err(e) => (None, Some(position_text(&set.decide, &e))),
+            };
+            if let Some(text) = &error {
+                tracing::warn!(rule = "decide", error = %text, "decide failed");
+                errors.push(text.clone());
+            }
+            trace.push(RuleTrace {
+                rule: "decide".into(),
+                path: set.decide.path.display().to_string(),
+                findings: Vec::new(),
+                micros,
+                limit_hit: false,
+                error,
+            });
+            out
+        };
+        scope.rewind(0);
+        out
+    });
+    let ctx = api::install(previous);
+    let findings = ctx.map(|c| c.findings).unwrap_or_default();
+    let lang = facts.lang.clone();
+    let decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            let text = format!("{}: {e}", set.decide.path.display());
+            tracing::warn!(rule = "decide", error = %text, "decide returned an invalid decision");
+            errors.push(text);
+            failed(findings, &errors, &lang)
+        }
+        None => failed(findings, &errors, &lang),
+    };
+    Evaluation {
+        decision,
+        trace,
+        errors,
+        revision: set.revision.clone(),
+    }
+}
+
+fn failed(mut findings: Vec<Finding>, errors: &[String], lang: &str) -> Decision {
+    findings.push(Finding {
+        code: "policy_error".into(),
+        rule: "engine".into(),
+        detail: errors.join("; "),
+        ticket: None,
+    });
+    Decision::policy_error(findings, lang)
+}
+
+fn current_codes() -> Vec<String> {
+    api::codes()
+}
+
+fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
+    let map: Map = v
+        .try_cast::<Map>()
+        .ok_or("must end with an object map #{ outcome, status, reply, ticket }")?;
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match map.get(k) {
+            None => Ok(None),
+            Some(d) if d.is_unit() => Ok(None),
+            Some(d) => d
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|t| format!("`{k}` must be a string, not {t}")),
+        }
+    };
+    let ticket = match map.get("ticket") {
+        None => None,
+        Some(d) if d.is_unit() => None,
+        Some(d) => Some(
+            d.as_int()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or("`ticket` must be a ticket number")?,
+        ),
+    };
+    for k in map.keys() {
+        if !["outcome", "status", "reply", "ticket", "lang"].contains(&k.as_str()) {
+            return Err(format!(
+                "unknown key `{k}` (outcome, status, reply, ticket, lang)"
+            ));
+        }
+    }
+    Ok(RawDecision {
+        outcome: text("outcome")?.ok_or("`outcome` is missing")?,
+        status: text("status")?,
+        reply: text("reply")?,
+        ticket,
+        lang: text("lang")?,
+    })
+}
+
+/// The running rule set, swapped whole on reload; messages in flight keep the
+/// `Arc` they started with.
+#[derive(Debug)]
+pub struct RulesHandle {
+    path: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<RuleSet>>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl RulesHandle {
+    /// Wraps a loaded rule set.
+    pub fn new(set: RuleSet) -> RulesHandle {
+        RulesHandle {
+            path: set.root.clone(),
+            current: std::sync::RwLock::new(Arc::new(set)),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Wraps an already shared rule set (the corpus runner shares one across stores).
+    pub fn from_arc(set: Arc<RuleSet>) -> RulesHandle {
+        RulesHandle {
+            path: set.root.clone(),
+            current: std::sync::RwLock::new(set),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The rule set in force now.
+    pub fn current(&self) -> Arc<RuleSet> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Compiles the directory again and swaps it in; a broken set is refused and
+    /// the running one stays.
+    ///
+    /// # Errors
+    /// The diagnostics of the refused set.
+    pub fn reload(&self) -> Result<String, RuleError> {
+        match RuleSet::load(&self.path) {
+            Ok(set) => {
+                let rev = set.revision.clone();
+                match self.current.write() {
+                    Ok(mut g) => *g = Arc::new(set),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+                }
+                if let Ok(mut e) = self.last_error.lock() {
+                    *e = None;
+                }
+                tracing::info!(revision = %rev, "rules reloaded");
+                Ok(rev)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "rules reload refused; the running rules stay");
+                if let Ok(mut e) = self.last_error.lock() {
+                    *e = Some(err.to_string());
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The error of the last refused reload, if the last reload failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+}

@@ -1,0 +1,346 @@
+//! Stage 6, outbox: queued [`OutboxItem`]s → SMTP through lettre.
+//!
+//! Replies were queued in the same transaction as their message. One background
+//! worker renders each with the templates of the running rule set, sends it with a
+//! timeout on the whole SMTP exchange, and moves it to the sent log in one
+//! durable transaction, so a reply queued before a crash goes out after the
+//! restart. While the relay is down the worker retries with exponential back-off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::contracts::Contracts;
+use crate::policy::RuleSet;
+use crate::reply::render::{FindingView, ReplyContext};
+use crate::store::{OutboxItem, Store};
+
+/// Settings of the worker.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub relay: String,
+    pub from: String,
+    pub timeout: Duration,
+    pub max_backoff: Duration,
+    pub max_attempts: u32,
+    pub portal_url: String,
+    pub tag_prefix: String,
+}
+
+/// What one delivery step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Nothing is due.
+    Idle,
+    /// A reply was accepted by the relay and recorded as sent.
+    Sent { message_id: String },
+    /// The attempt failed; the reply stays queued until `retry_at`.
+    Retry {
+        message_id: String,
+        error: String,
+        retry_at: Timestamp,
+    },
+    /// The reply cannot be sent (bad address, broken template, attempts exhausted).
+    Failed { message_id: String, error: String },
+}
+
+/// `Auto-Submitted: auto-replied` (RFC 3834).
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".to_owned())
+    }
+}
+
+/// `X-Auto-Response-Suppress: All`, so Exchange does not answer our answer.
+#[derive(Clone)]
+struct SuppressAutoResponse;
+
+impl Header for SuppressAutoResponse {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(SuppressAutoResponse)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "All".to_owned())
+    }
+}
+
+/// The reply worker.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    rules: Arc<crate::policy::RulesHandle>,
+    contracts: Contracts,
+    cfg: OutboxConfig,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub wake: Arc<tokio::sync::Notify>,
+    /// One delivery at a time, whoever calls (worker or a test's drain).
+    busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+enum Fault {
+    /// Worth retrying (relay down, timeout, 4xx).
+    Transient(String),
+    /// Retrying cannot help (5xx, bad address, template error).
+    Permanent(String),
+}
+
+impl Outbox {
+    /// Builds the worker; nothing is sent until [`Outbox::run`] or [`Outbox::deliver_one`].
+    pub fn new(
+        store: Store,
+        rules: Arc<crate::policy::RulesHandle>,
+        contracts: Contracts,
+        cfg: OutboxConfig,
+    ) -> Outbox {
+        let (host, port) = cfg
+            .relay
+            .rsplit_once(':')
+            .map(|(h, p)| (h.to_owned(), p.parse().unwrap_or(25)))
+            .unwrap_or((cfg.relay.clone(), 25));
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .timeout(Some(cfg.timeout))
+            .build();
+        Outbox {
+            store,
+            rules,
+            contracts,
+            cfg,
+            transport,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            busy: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Sends replies until `shutdown` resolves.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut pause = Duration::ZERO;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+            let step = self.deliver_one().await;
+            pause = match &step {
+                Delivery::Idle => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    Duration::ZERO
+                }
+                Delivery::Sent { .. } | Delivery::Failed { .. } => Duration::ZERO,
+                // The relay is likely down: do not hammer it with the rest of the queue.
+                Delivery::Retry { retry_at, .. } => {
+                    let wait = retry_at.as_millisecond() - Timestamp::now().as_millisecond();
+                    Duration::from_millis(wait.clamp(50, 5_000) as u64)
+                }
+            };
+        }
+    }
+
+    /// Sends the oldest due reply, if any, and records the result durably.
+    pub async fn deliver_one(&self) -> Delivery {
+        let _one_at_a_time = self.busy.lock().await;
+        let now = Timestamp::now();
+        let items = match self.store.outbox_items() {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                return Delivery::Idle;
+            }
+        };
+        let Some(mut item) = items.into_iter().find(|i| i.next_at <= now) else {
+            return Delivery::Idle;
+        };
+        let id = item.message_id.clone();
+        let result = match self.build(&item) {
+            Ok(msg) => self.send(msg).await,
+            Err(e) => Err(Fault::Permanent(e)),
+        };
+        item.attempts += 1;
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.store.mark_done(&item, true, Timestamp::now()) {
+                    tracing::error!(message_id = %id, error = %e, "reply sent but not recorded; it may be sent again");
+                }
+                tracing::info!(message_id = %id, to = %item.intent.to, template = %item.intent.template, "reply sent");
+                Delivery::Sent { message_id: id }
+            }
+            Err(Fault::Permanent(error)) => self.give_up(item, error),
+            Err(Fault::Transient(error)) if item.attempts >= self.cfg.max_attempts => {
+                self.give_up(item, error)
+            }
+            Err(Fault::Transient(error)) => {
+                let exp = 2u64.saturating_pow(item.attempts.min(30));
+                let backoff = Duration::from_secs(exp).min(self.cfg.max_backoff);
+                let retry_at =
+                    Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default();
+                item.next_at = retry_at;
+                item.last_error = Some(error.clone());
+                if let Err(e) = self.store.reschedule(&item) {
+                    tracing::error!(message_id = %id, error = %e, "cannot reschedule reply");
+                }
+                tracing::warn!(message_id = %id, attempts = item.attempts, error = %error, "reply deferred");
+                Delivery::Retry {
+                    message_id: id,
+                    error,
+                    retry_at,
+                }
+            }
+        }
+    }
+
+    fn give_up(&self, mut item: OutboxItem, error: String) -> Delivery {
+        let id = item.message_id.clone();
+        item.last_error = Some(error.clone());
+        if let Err(e) = self.store.mark_done(&item, false, Timestamp::now()) {
+            tracing::error!(message_id = %id, error = %e, "cannot record failed reply");
+        }
+        tracing::error!(message_id = %id, to = %item.intent.to, error = %error, "reply abandoned");
+        Delivery::Failed {
+            message_id: id,
+            error,
+        }
+    }
+
+    async fn send(&self, msg: Message) -> Result<(), Fault> {
+        // lettre's timeout covers single socket operations; bound the whole exchange.
+        let total = self.cfg.timeout.saturating_mul(2);
+        match tokio::time::timeout(total, self.transport.send(msg)).await {
+            Err(_) => Err(Fault::Transient(format!(
+                "SMTP exchange timed out after {total:?}"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(Fault::Permanent(format!("relay refused: {e}"))),
+            Ok(Err(e)) => Err(Fault::Transient(format!("relay {}: {e}", self.cfg.relay))),
+        }
+    }
+
+    /// Renders and assembles the reply message.
+    fn build(&self, item: &OutboxItem) -> Result<Message, String> {
+        let rules = self.rules.current();
+        let ctx = self.context(item, &rules)?;
+        let rendered = rules
+            .templates
+            .render(&item.intent.lang, &item.intent.template, &ctx)
+            .map_err(|e| e.to_string())?;
+        let from: Mailbox = self
+            .cfg
+            .from
+            .parse()
+            .map_err(|e| format!("smtp.from: {e}"))?;
+        let to: Mailbox = item
+            .intent
+            .to
+            .parse()
+            .map_err(|e| format!("recipient {:?}: {e}", item.intent.to))?;
+        let mut b = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(format!("<{}>", item.message_id)))
+            .header(AutoSubmitted)
+            .header(SuppressAutoResponse)
+            .header(ContentType::TEXT_PLAIN);
+        if let Some(orig) = &item.intent.original_message_id {
+            let orig = format!("<{}>", crate::store::normalise_id(orig));
+            let mut refs: Vec<String> = item
+                .intent
+                .references
+                .iter()
+                .map(|r| format!("<{}>", crate::store::normalise_id(r)))
+                .collect();
+            refs.push(orig.clone());
+            b = b.in_reply_to(orig).references(refs.join(" "));
+        }
+        b.body(rendered.body).map_err(|e| e.to_string())
+    }
+
+    fn context(&self, item: &OutboxItem, rules: &RuleSet) -> Result<ReplyContext, String> {
+        let lang = item.intent.lang.as_str();
+        let record = self
+            .store
+            .message(item.seq)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("message {} of the reply is missing", item.seq))?;
+        let ticket = match item.ticket {
+            Some(n) => self.store.ticket(n).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let contract = ticket
+            .as_ref()
+            .and_then(|t| t.client_id.as_deref())
+            .and_then(|id| self.contracts.by_client_id(id));
+        let sla = ticket.as_ref().and_then(|t| t.sla.clone());
+        let mut ctx = ReplyContext {
+            ticket: item.ticket,
+            tag: item
+                .ticket
+                .map(|n| format!("[{}{n}]", self.cfg.tag_prefix))
+                .unwrap_or_default(),
+            subject: item.intent.original_subject.clone(),
+            subject_core: ticket
+                .as_ref()
+                .map(|t| t.subject_core.clone())
+                .unwrap_or_default(),
+            findings: Vec::new(),
+            portal_url: self.cfg.portal_url.clone(),
+            client_name: contract.map(|c| c.name.clone()),
+            client_id: contract.map(|c| c.client_id.clone()),
+            sla_level: sla.as_ref().map(|s| s.level.clone()),
+            sla_reaction_minutes: sla.as_ref().map(|s| s.reaction_minutes),
+            sla_reaction_hours: sla.as_ref().map(|s| s.reaction_minutes.div_ceil(60)),
+            sla_business_hours: sla.as_ref().is_some_and(|s| s.business_hours),
+            sla_reaction_due: sla.as_ref().map(|s| s.reaction_due.to_string()),
+            duplicate_of: record
+                .decision
+                .findings
+                .iter()
+                .find(|f| f.code == "duplicate")
+                .and_then(|f| f.ticket)
+                .or(
+                    if record.decision.outcome == crate::decision::Outcome::Duplicate {
+                        item.ticket
+                    } else {
+                        None
+                    },
+                ),
+            lang: lang.to_owned(),
+        };
+        for f in &record.decision.findings {
+            let text = rules
+                .templates
+                .snippet(lang, &f.code, &ctx, &f.detail)
+                .map_err(|e| e.to_string())?;
+            ctx.findings.push(FindingView {
+                code: f.code.clone(),
+                detail: f.detail.clone(),
+                text,
+            });
+        }
+        Ok(ctx)
+    }
+}

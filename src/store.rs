@@ -1,0 +1,945 @@
+//! Stage 5, store: a [`Filing`] (message + decision + reply intent) → sled, in one
+//! transaction per message, made durable by group commit before the hook answers.
+//!
+//! [`Store`] is a cheap `Clone` handle with one typed accessor per tree. Writes go
+//! through a single committer thread ([`Committer`]): it applies each filing in its
+//! own multi-tree transaction (ticket numbers are allocated inside it, so a failed
+//! request never uses one up), then flushes once for everything it applied in that
+//! round, then answers every waiting request. Reads go straight to sled.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use crate::decision::{Decision, Outcome, Status};
+use crate::facts::Envelope;
+use crate::sla::SlaDue;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled error on {op}")]
+    Sled {
+        op: &'static str,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("corrupt record in {tree}: {message}")]
+    Corrupt { tree: &'static str, message: String },
+    #[error("ticket {0} does not exist")]
+    NoSuchTicket(u64),
+    #[error("the store's committer has stopped")]
+    CommitterGone,
+}
+
+impl StoreError {
+    fn sled(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+        move |source| StoreError::Sled { op, source }
+    }
+}
+
+/// A support ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub number: u64,
+    pub status: Status,
+    /// Client identifier of the contract, when one was identified.
+    pub client_id: Option<String>,
+    /// The address that opened the ticket.
+    pub owner: String,
+    pub subject: String,
+    pub subject_core: String,
+    pub lang: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub sla: Option<SlaDue>,
+    /// Message sequence numbers, oldest first.
+    pub messages: Vec<u64>,
+    /// Normalised new text of the opening message (for duplicate detection), capped.
+    pub text_norm: String,
+    pub events: Vec<TicketEvent>,
+}
+
+/// Something that happened to a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketEvent {
+    pub at: Timestamp,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What the pipeline asks the store to record for one message.
+#[derive(Debug, Clone)]
+pub struct Filing {
+    pub raw: Vec<u8>,
+    pub dedup_key: Vec<u8>,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub subject_core: String,
+    pub client_id: Option<String>,
+    pub lang: String,
+    pub text_norm: String,
+    pub received_at: Timestamp,
+    pub envelope: Envelope,
+    pub decision: Decision,
+    pub rules_revision: String,
+    pub timings: Timings,
+    pub sla: Option<SlaDue>,
+    /// The reply to queue, if the policy asked for one and the sender may get it.
+    pub reply: Option<ReplyIntent>,
+    /// Why a reply the policy asked for is not sent, decided before the write.
+    pub reply_suppressed: Option<String>,
+    /// Daily reply limit per address (0: no limit).
+    pub replies_per_day: u32,
+    /// Domain for generated Message-IDs of replies.
+    pub reply_domain: String,
+}
+
+/// A reply to send: rendered by the outbox at send time from these values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyIntent {
+    pub template: String,
+    pub lang: String,
+    pub to: String,
+    pub original_subject: String,
+    pub original_message_id: Option<String>,
+    pub references: Vec<String>,
+}
+
+/// Per-stage timings in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub parse_us: u64,
+    pub facts_us: u64,
+    pub policy_us: u64,
+    pub store_us: u64,
+}
+
+/// The stored record of one message and its decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub seq: u64,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub received_at: Timestamp,
+    pub size: u64,
+    pub envelope: Envelope,
+    pub decision: Decision,
+    pub rules_revision: String,
+    pub timings: Timings,
+    pub reply_message_id: Option<String>,
+    pub reply_suppressed: Option<String>,
+}
+
+/// A queued reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub key: Vec<u8>,
+    pub seq: u64,
+    pub ticket: Option<u64>,
+    pub intent: ReplyIntent,
+    pub message_id: String,
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    pub last_error: Option<String>,
+    pub queued_at: Timestamp,
+}
+
+/// A reply that left through the relay, or gave up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentRecord {
+    pub item: OutboxItem,
+    pub at: Timestamp,
+    pub ok: bool,
+}
+
+/// What a commit produced.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub record: MessageRecord,
+    /// True when the message had been filed before (idempotent re-delivery).
+    pub redelivery: bool,
+}
+
+/// Handle on the sled database; clone freely.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    raw: sled::Tree,
+    messages: sled::Tree,
+    dedup: sled::Tree,
+    tickets: sled::Tree,
+    thread: sled::Tree,
+    owners: sled::Tree,
+    senders: sled::Tree,
+    outbox: sled::Tree,
+    sent: sled::Tree,
+    replies: sled::Tree,
+    meta: sled::Tree,
+    first_number: u64,
+}
+
+const NEXT_TICKET: &[u8] = b"next_ticket";
+const NEXT_SEQ: &[u8] = b"next_seq";
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn ts_key(t: Timestamp) -> [u8; 8] {
+    // Offset so that instants before 1970 still sort correctly.
+    ((t.as_second() as i128 + (1i128 << 62)) as u64).to_be_bytes()
+}
+
+fn prefixed(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.extend_from_slice(prefix.as_bytes());
+    k.push(0);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn dec<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
+    v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map(u64::from_be_bytes)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+impl Store {
+    /// Opens (creating) the database under `path`.
+    ///
+    /// # Errors
+    /// The directory cannot be created or opened (e.g. locked by another process).
+    pub fn open(
+        path: &std::path::Path,
+        first_number: u64,
+        cache_bytes: u64,
+    ) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
+            .use_compression(true)
+            .compression_factor(3)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(StoreError::sled("open"))?;
+        let t = |name: &str| db.open_tree(name).map_err(StoreError::sled("open tree"));
+        Ok(Store {
+            raw: t("raw")?,
+            messages: t("messages")?,
+            dedup: t("dedup")?,
+            tickets: t("tickets")?,
+            thread: t("thread")?,
+            owners: t("owners")?,
+            senders: t("senders")?,
+            outbox: t("outbox")?,
+            sent: t("sent")?,
+            replies: t("replies")?,
+            meta: t("meta")?,
+            db,
+            first_number,
+        })
+    }
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// The fsync failed (disk full, read-only file system).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(StoreError::sled("flush"))
+    }
+
+    /// Whether the database answers reads and writes (for `/readyz`).
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.meta
+            .insert(b"ready_probe", &be(Timestamp::now().as_second() as u64))
+            .map(|_| ())
+            .map_err(StoreError::sled("probe"))
+    }
+
+    /// The message filed under a dedup key, if any.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn find_filed(&self, dedup_key: &[u8]) -> Result<Option<MessageRecord>, StoreError> {
+        match read_u64(
+            self.dedup
+                .get(dedup_key)
+                .map_err(StoreError::sled("read dedup"))?,
+        ) {
+            Some(seq) => self.message(seq),
+            None => Ok(None),
+        }
+    }
+
+    /// A message record by sequence number.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn message(&self, seq: u64) -> Result<Option<MessageRecord>, StoreError> {
+        self.messages
+            .get(be(seq))
+            .map_err(StoreError::sled("read message"))?
+            .map(|b| dec("messages", &b))
+            .transpose()
+    }
+
+    /// The raw bytes of a stored message.
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .raw
+            .get(be(seq))
+            .map_err(StoreError::sled("read raw"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// A ticket by number.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError> {
+        self.tickets
+            .get(be(number))
+            .map_err(StoreError::sled("read ticket"))?
+            .map(|b| dec("tickets", &b))
+            .transpose()
+    }
+
+    /// The ticket a stored message or sent reply with this Message-ID belongs to.
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+        let key = normalise_id(message_id);
+        Ok(read_u64(
+            self.thread
+                .get(key.as_bytes())
+                .map_err(StoreError::sled("read thread"))?,
+        ))
+    }
+
+    /// Open tickets of an owner key (`client:MI-1` or `sender:a@b`) created at or after `since`.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn open_tickets(
+        &self,
+        owner_key: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let start = prefixed(owner_key, &[&ts_key(since)]);
+        let end = prefixed(owner_key, &[&[0xff; 16]]);
+        let mut out = Vec::new();
+        for item in self.owners.range(start..end) {
+            let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
+            let Some(num) = k
+                .get(k.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            if let Some(t) = self.ticket(u64::from_be_bytes(num))? {
+                if t.status.is_open() {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages from `sender` stored with a receipt time in `(since, until]`.
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn count_from_sender(
+        &self,
+        sender: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let start = prefixed(
+            sender,
+            &[&ts_key(since + jiff::SignedDuration::from_secs(1))],
+        );
+        let end = prefixed(
+            sender,
+            &[&ts_key(until + jiff::SignedDuration::from_secs(1))],
+        );
+        let mut n = 0;
+        for item in self.senders.range(start..end) {
+            item.map_err(StoreError::sled("scan senders"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Every queued reply, oldest first.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn outbox_items(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|r| {
+                let (_, v) = r.map_err(StoreError::sled("scan outbox"))?;
+                dec("outbox", &v)
+            })
+            .collect()
+    }
+
+    /// Number of queued replies.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Records a failed attempt and when to try again.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn reschedule(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        self.outbox
+            .insert(&item.key, enc(item))
+            .map(|_| ())
+            .map_err(StoreError::sled("reschedule"))?;
+        self.flush()
+    }
+
+    /// Moves a reply from the outbox to the sent log, durably, exactly once.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn mark_done(&self, item: &OutboxItem, ok: bool, at: Timestamp) -> Result<(), StoreError> {
+        let rec = SentRecord {
+            item: item.clone(),
+            at,
+            ok,
+        };
+        (&self.outbox, &self.sent)
+            .transaction(|(outbox, sent)| {
+                outbox.remove(item.key.as_slice())?;
+                sent.insert(item.key.as_slice(), enc(&rec))?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<StoreError>| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(source) => StoreError::Sled {
+                    op: "mark sent",
+                    source,
+                },
+            })?;
+        self.flush()
+    }
+
+    /// Every sent (or abandoned) reply record.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn sent_items(&self) -> Result<Vec<SentRecord>, StoreError> {
+        self.sent
+            .iter()
+            .map(|r| {
+                let (_, v) = r.map_err(StoreError::sled("scan sent"))?;
+                dec("sent", &v)
+            })
+            .collect()
+    }
+
+    /// Messages of a ticket, oldest first.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn ticket_messages(&self, ticket: &Ticket) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ticket.messages.len());
+        for seq in &ticket.messages {
+            if let Some(m) = self.message(*seq)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one filing in a transaction (no flush). Used by the committer.
+    fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
+        let trees = [
+            &self.raw,
+            &self.messages,
+            &self.dedup,
+            &self.tickets,
+            &self.thread,
+            &self.owners,
+            &self.senders,
+            &self.outbox,
+            &self.replies,
+            &self.meta,
+        ];
+        let first_number = self.first_number;
+        let res = trees
+            .as_slice()
+            .transaction(|t| apply_tx(t, f, first_number));
+        match res {
+            Ok(c) => Ok(c),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
+                op: "file message",
+                source,
+            }),
+        }
+    }
+}
+
+/// Message-IDs are compared without angle brackets and surrounding space.
+pub fn normalise_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_owned()
+}
+
+fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<Committed> {
+    let [raw, messages, dedup, tickets, thread, owners, senders, outbox, replies, meta] = t else {
+        return abort(StoreError::Corrupt {
+            tree: "transaction",
+            message: "wrong tree count".into(),
+        });
+    };
+    if let Some(seq) = read_u64(dedup.get(&f.dedup_key)?) {
+        let Some(bytes) = messages.get(be(seq))? else {
+            return abort(StoreError::Corrupt {
+                tree: "dedup",
+                message: format!("points at missing message {seq}"),
+            });
+        };
+        let record: MessageRecord = dec("messages", &bytes).or_else(abort)?;
+        return Ok(Committed {
+            record,
+            redelivery: true,
+        });
+    }
+    let seq = read_u64(meta.get(NEXT_SEQ)?).unwrap_or(1);
+    meta.insert(NEXT_SEQ, &be(seq + 1))?;
+    let mut decision = f.decision.clone();
+    let ticket_number = match decision.outcome {
+        Outcome::Create => {
+            let number = read_u64(meta.get(NEXT_TICKET)?)
+                .unwrap_or(first_number)
+                .max(first_number);
+            meta.insert(NEXT_TICKET, &be(number + 1))?;
+            let status = decision.status.unwrap_or(Status::New);
+            let ticket = Ticket {
+                number,
+                status,
+                client_id: f.client_id.clone(),
+                owner: f.from.clone(),
+                subject: f.subject.clone(),
+                subject_core: f.subject_core.clone(),
+                lang: f.lang.clone(),
+                created_at: f.received_at,
+                updated_at: f.received_at,
+                sla: f.sla.clone(),
+                messages: vec![seq],
+                text_norm: f.text_norm.clone(),
+                events: vec![TicketEvent {
+                    at: f.received_at,
+                    kind: "created".into(),
+                    detail: status.as_str().into(),
+                }],
+            };
+            tickets.insert(&be(number), enc(&ticket))?;
+            if let Some(c) = &f.client_id {
+                owners.insert(
+                    prefixed(
+                        &format!("client:{c}"),
+                        &[&ts_key(f.received_at), &be(number)],
+                    ),
+                    &[],
+                )?;
+            }
+            if !f.from.is_empty() {
+                owners.insert(
+                    prefixed(
+                        &format!("sender:{}", f.from),
+                        &[&ts_key(f.received_at), &be(number)],
+                    ),
+                    &[],
+                )?;
+            }
+            decision.status = Some(status);
+            Some(number)
+        }
+        Outcome::Append | Outcome::Duplicate => {
+            let number = decision.ticket.unwrap_or(0);
+            let Some(bytes) = tickets.get(be(number))? else {
+                return abort(StoreError::NoSuchTicket(number));
+            };
+            let mut ticket: Ticket = dec("tickets", &bytes).or_else(abort)?;
+            ticket.messages.push(seq);
+            ticket.updated_at = f.received_at;
+            ticket.events.push(TicketEvent {
+                at: f.received_at,
+                kind: decision.outcome.as_str().into(),
+                detail: format!("message {seq}"),
+            });
+            tickets.insert(&be(number), enc(&ticket))?;
+            decision.status = Some(ticket.status);
+            Some(number)
+        }
+        Outcome::Reject | Outcome::Ignore => None,
+    };
+    decision.ticket = ticket_number;
+    if let (Some(id), Some(n)) = (&f.message_id, ticket_number) {
+        thread.insert(normalise_id(id).as_bytes(), &be(n))?;
+    }
+    if !f.from.is_empty() {
+        senders.insert(prefixed(&f.from, &[&ts_key(f.received_at), &be(seq)]), &[])?;
+    }
+    let mut reply_message_id = None;
+    let mut reply_suppressed = f.reply_suppressed.clone();
+    if let Some(intent) = &f.reply {
+        let day_ago = f.received_at - jiff::SignedDuration::from_hours(24);
+        // TransactionalTree has no range scan: the reply log keeps the recent
+        // reply times of an address under one key.
+        let log_key = prefixed(&intent.to, &[]);
+        let mut recent: Vec<i64> = replies
+            .get(&log_key)?
+            .map(|b| dec::<Vec<i64>>("replies", &b))
+            .transpose()
+            .or_else(abort)?
+            .unwrap_or_default();
+        recent.retain(|&s| s > day_ago.as_second());
+        if f.replies_per_day > 0 && recent.len() >= f.replies_per_day as usize {
+            reply_suppressed = Some("rate_limit".into());
+        } else {
+            recent.push(f.received_at.as_second());
+            replies.insert(log_key, enc(&recent))?;
+            let id = format!("intake.{seq}.{}@{}", intent.template, f.reply_domain);
+            let mut key = be(seq).to_vec();
+            key.extend_from_slice(intent.template.as_bytes());
+            let item = OutboxItem {
+                key: key.clone(),
+                seq,
+                ticket: ticket_number,
+                intent: intent.clone(),
+                message_id: id.clone(),
+                attempts: 0,
+                next_at: f.received_at.min(Timestamp::now()),
+                last_error: None,
+                queued_at: f.received_at,
+            };
+            outbox.insert(key, enc(&item))?;
+            if let Some(n) = ticket_number {
+                thread.insert(id.as_bytes(), &be(n))?;
+            }
+            reply_message_id = Some(id);
+        }
+    }
+    if reply_suppressed.is_some() {
+        decision.reply = None;
+    }
+    let record = MessageRecord {
+        seq,
+        message_id: f.message_id.clone(),
+        from: f.from.clone(),
+        subject: f.subject.clone(),
+        received_at: f.received_at,
+        size: f.raw.len() as u64,
+        envelope: f.envelope.clone(),
+        decision,
+        rules_revision: f.rules_revision.clone(),
+        timings: f.timings.clone(),
+        reply_message_id,
+        reply_suppressed,
+    };
+    raw.insert(&be(seq), f.raw.as_slice())?;
+    messages.insert(&be(seq), enc(&record))?;
+    dedup.insert(f.dedup_key.as_slice(), &be(seq))?;
+    Ok(Committed {
+        record,
+        redelivery: false,
+    })
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Committed, Arc<StoreError>>>;
+
+/// Group-commit front of the store: one thread applies filings and flushes once per round.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::SyncSender<(Filing, Reply)>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Marks a request that may soon submit a filing (so the committer waits for it).
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Committer {
+    /// Starts the committer thread. `window` is the longest it waits for requests
+    /// still being evaluated to join a round.
+    pub fn start(store: Store, window: Duration) -> Committer {
+        let (tx, rx) = mpsc::sync_channel::<(Filing, Reply)>(4096);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let waiting = in_flight.clone();
+        let spawned = std::thread::Builder::new()
+            .name("intake-commit".into())
+            .spawn(move || commit_loop(store, rx, waiting, window));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the commit thread");
+        }
+        Committer { tx, in_flight }
+    }
+
+    /// Call when a request starts evaluating; drop the guard when it has submitted.
+    pub fn begin(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Files a message durably; resolves once it is flushed to disk.
+    ///
+    /// # Errors
+    /// The transaction or the flush failed; the committer is gone.
+    pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sender = self.tx.clone();
+        // The channel is bounded: block a pool thread, not the async worker, when full.
+        let sent = tokio::task::spawn_blocking(move || sender.send((filing, tx)).is_ok())
+            .await
+            .unwrap_or(false);
+        if !sent {
+            return Err(Arc::new(StoreError::CommitterGone));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
+    }
+
+    /// Blocking variant for non-async callers (CLI, corpus runner).
+    ///
+    /// # Errors
+    /// As [`Committer::commit`].
+    pub fn commit_blocking(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((filing, tx))
+            .map_err(|_| Arc::new(StoreError::CommitterGone))?;
+        rx.blocking_recv()
+            .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
+    }
+}
+
+fn commit_loop(
+    store: Store,
+    rx: mpsc::Receiver<(Filing, Reply)>,
+    in_flight: Arc<AtomicUsize>,
+    window: Duration,
+) {
+    let mut round: Vec<(Result<Committed, StoreError>, Reply)> = Vec::with_capacity(256);
+    while let Ok(first) = rx.recv() {
+        let started = Instant::now();
+        let apply = |(f, reply): (Filing, Reply), round: &mut Vec<_>| {
+            let t0 = Instant::now();
+            let res = store.apply(&f).map(|mut c| {
+                c.record.timings.store_us = t0.elapsed().as_micros() as u64;
+                c
+            });
+            round.push((res, reply));
+        };
+        apply(first, &mut round);
+        loop {
+            match rx.try_recv() {
+                Ok(item) => {
+                    apply(item, &mut round);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            // Others are still evaluating: wait a little for them to join this flush.
+            let pending = in_flight.load(Ordering::SeqCst);
+            let left = window.saturating_sub(started.elapsed());
+            if pending == 0 || left.is_zero() || round.len() >= 512 {
+                break;
+            }
+            match rx.recv_timeout(left.min(Duration::from_micros(200))) {
+                Ok(item) => apply(item, &mut round),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let flushed = if round
+            .iter()
+            .any(|(r, _)| r.as_ref().is_ok_and(|c| !c.redelivery))
+        {
+            store.flush().map_err(Arc::new)
+        } else {
+            Ok(())
+        };
+        for (res, reply) in round.drain(..) {
+            let out = match (&flushed, res) {
+                (Err(e), Ok(_)) => {
+                    tracing::error!(error = %e, "flush failed; the write may be lost");
+                    Err(e.clone())
+                }
+                (_, res) => res.map_err(Arc::new),
+            };
+            let _ = reply.send(out);
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Finding;
+
+    fn filing(key: &str, outcome: Outcome, ticket: Option<u64>) -> Filing {
+        Filing {
+            raw: b"raw".to_vec(),
+            dedup_key: key.as_bytes().to_vec(),
+            message_id: Some(format!("{key}@x")),
+            from: "a@b.ru".into(),
+            subject: "s".into(),
+            subject_core: "s".into(),
+            client_id: Some("MI-1".into()),
+            lang: "ru".into(),
+            text_norm: "t".into(),
+            received_at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            envelope: Envelope::default(),
+            decision: Decision {
+                outcome,
+                status: None,
+                findings: vec![Finding {
+                    code: "x".into(),
+                    rule: "r".into(),
+                    detail: String::new(),
+                    ticket: None,
+                }],
+                reply: Some("created".into()),
+                ticket,
+                lang: "ru".into(),
+            },
+            rules_revision: "rev".into(),
+            timings: Timings::default(),
+            sla: None,
+            reply: Some(ReplyIntent {
+                template: "created".into(),
+                lang: "ru".into(),
+                to: "a@b.ru".into(),
+                original_subject: "s".into(),
+                original_message_id: None,
+                references: vec![],
+            }),
+            reply_suppressed: None,
+            replies_per_day: 2,
+            reply_domain: "vendor.example".into(),
+        }
+    }
+
+    #[test]
+    fn numbers_are_sequential_and_redelivery_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let a = store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let b = store.apply(&filing("b", Outcome::Create, None)).unwrap();
+        assert_eq!(a.record.decision.ticket, Some(100_001));
+        assert_eq!(b.record.decision.ticket, Some(100_002));
+        let again = store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        assert!(again.redelivery);
+        assert_eq!(again.record.decision.ticket, Some(100_001));
+        assert_eq!(store.ticket_for_message_id("<a@x>").unwrap(), Some(100_001));
+    }
+
+    #[test]
+    fn failed_append_does_not_use_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert!(matches!(
+            store.apply(&filing("a", Outcome::Append, Some(5))),
+            Err(StoreError::NoSuchTicket(5))
+        ));
+        let b = store.apply(&filing("b", Outcome::Create, None)).unwrap();
+        assert_eq!(b.record.decision.ticket, Some(100_001));
+        assert_eq!(b.record.seq, 1);
+    }
+
+    #[test]
+    fn reply_limit_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            let c = store.apply(&filing(k, Outcome::Create, None)).unwrap();
+            assert_eq!(c.record.reply_suppressed.is_some(), i >= 2, "{k}");
+            assert_eq!(c.record.decision.reply.is_none(), i >= 2);
+        }
+        assert_eq!(store.outbox_len(), 2);
+    }
+
+    #[test]
+    fn open_tickets_and_sender_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let t0: Timestamp = "2026-11-24T09:00:00Z".parse().unwrap();
+        assert_eq!(store.open_tickets("client:MI-1", t0).unwrap().len(), 1);
+        assert_eq!(store.open_tickets("client:MI-2", t0).unwrap().len(), 0);
+        let later: Timestamp = "2026-11-24T11:00:00Z".parse().unwrap();
+        assert_eq!(store.open_tickets("sender:a@b.ru", later).unwrap().len(), 0);
+        assert_eq!(store.count_from_sender("a@b.ru", t0, later).unwrap(), 1);
+        assert_eq!(store.count_from_sender("a@b.ru", later, later).unwrap(), 0);
+    }
+
+    #[test]
+    fn committer_flushes_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let c = Committer::start(store.clone(), Duration::from_millis(1));
+        let r = c
+            .commit_blocking(filing("a", Outcome::Create, None))
+            .unwrap();
+        assert_eq!(r.record.decision.ticket, Some(100_001));
+        assert!(store.ticket(100_001).unwrap().is_some());
+    }
+}

@@ -1,0 +1,446 @@
+//! Content checks on message text: `&str` → `bool` — pasted log lines
+//! ([`has_pasted_log`], for `incomplete_bug_report`), text decoded with the wrong charset
+//! ([`is_mojibake`]) and whether anything readable is there at all
+//! ([`has_meaningful_text`], for `unreadable`).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// One line of a log record or stack trace (see [`has_pasted_log`]).
+static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        // A timestamp opening the line: ISO, dd.mm.yyyy, mm/dd/yyyy, syslog, logcat,
+        // bare hh:mm:ss, dmesg uptime.
+        r"^\s*[\[(<]?\s*(?:\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}[ ,T]+\d{1,2}:\d{2}",
+        r"|\d{1,2}/\d{1,2}/\d{2,4}[ ,]+\d{1,2}:\d{2}:\d{2}",
+        r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\s+\d{1,2},?\s+(?:\d{4}\s+)?\d{1,2}:\d{2}:\d{2}",
+        r"|\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2}|\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,6})?\b|\d+\.\d{3,6}\s*\])",
+        // A log level in brackets anywhere, or opening the line with a delimiter.
+        r"|[\[<]\s*(?:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|SEVERE|NOTICE)\s*[\]>]",
+        r"|^\s*(?:ERROR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRITICAL|SEVERE)\s*[:|\]-]",
+        r"|\blevel=(?:error|warn|warning|info|debug|fatal|trace)\b",
+        // Android logcat: E/MediaPlayer( 1234): …
+        r"|^\s*[VDIWEF]/[\w.$-]+\s*\(\s*\d+\s*\)\s*:",
+        // Java / .NET / JavaScript stack frames.
+        r"|^\s*at\s+[\w$<>]+(?:\.[\w$<>`]+)+\(",
+        r"|^\s*at\s+.*\(.*:\d+:\d+\)\s*$|^\s*at\s+\S+:\d+:\d+\s*$",
+        // Python frames and headers.
+        r#"|^\s*File\s+"[^"]+",\s+line\s+\d+|Traceback \(most recent call last\)"#,
+        // Exception headers.
+        r#"|Exception in thread\s+""#,
+        r"|^\s*(?:Caused by:\s*)?(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)\b",
+        r"|^\s*[A-Z][\w.]*(?:Exception|Error):\s",
+        r"|^\s*goroutine \d+ \[|^\s*\.\.\. \d+ more\s*$|^\s*--- End of (?:inner exception )?stack trace",
+    ))
+    .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// Whether the text contains pasted log lines: at least 2 lines that look like log
+/// records — opened by a timestamp (`2026-11-24 10:15:03`, `24.11.2026 10:15`,
+/// `Nov 24 10:15:03`, `[10:15:03.123]`), carrying a log level (`[ERROR]`, `WARN:`,
+/// `level=error`, logcat `E/Tag(123):`), or stack-trace lines (Java/.NET/JS `at …`
+/// frames, Python `File "x.py", line 3`, `Traceback (most recent call last):`,
+/// `Exception in thread`, `java.lang.X Exception`), so a header plus one frame counts.
+pub fn has_pasted_log(text: &str) -> bool {
+    text.lines()
+        .filter(|line| line.len() >= 6 && LOG_LINE.is_match(line))
+        .take(2)
+        .count()
+        >= 2
+}
+
+/// Characters of windows-1251 bytes 0x80–0xBF: the second byte of a UTF-8 Cyrillic letter
+/// read as windows-1251 (`РџСЂРёРІРµС‚`).
+fn is_cp1251_tail(c: char) -> bool {
+    matches!(
+        c,
+        'Ђ' | 'Ѓ'
+            | '‚'
+            | 'ѓ'
+            | '„'
+            | '…'
+            | '†'
+            | '‡'
+            | '€'
+            | '‰'
+            | 'Љ'
+            | '‹'
+            | 'Њ'
+            | 'Ќ'
+            | 'Ћ'
+            | 'Џ'
+            | 'ђ'
+            | '‘'
+            | '’'
+            | '“'
+            | '”'
+            | '•'
+            | '–'
+            | '—'
+            | '™'
+            | 'љ'
+            | '›'
+            | 'њ'
+            | 'ќ'
+            | 'ћ'
+            | 'џ'
+            | '\u{A0}'
+            | 'Ў'
+            | 'ў'
+            | 'Ј'
+            | '¤'
+            | 'Ґ'
+            | '¦'
+            | '§'
+            | 'Ё'
+            | '©'
+            | 'Є'
+            | '«'
+            | '¬'
+            | '\u{AD}'
+            | '®'
+            | 'Ї'
+            | '°'
+            | '±'
+            | 'І'
+            | 'і'
+            | 'ґ'
+            | 'µ'
+            | '¶'
+            | '·'
+            | 'ё'
+            | '№'
+            | 'є'
+            | '»'
+            | 'ј'
+            | 'Ѕ'
+            | 'ѕ'
+            | 'ї'
+    )
+}
+
+/// Characters of bytes 0x80–0xBF in Latin-1 / windows-1252: the continuation byte of a
+/// UTF-8 sequence read as Latin-1 (`Ð¿Ñ€Ð¸`, `MÃ¼ller`).
+fn is_latin1_tail(c: char) -> bool {
+    ('\u{80}'..='\u{BF}').contains(&c)
+        || matches!(
+            c,
+            '€' | '‚'
+                | 'ƒ'
+                | '„'
+                | '…'
+                | '†'
+                | '‡'
+                | 'ˆ'
+                | '‰'
+                | 'Š'
+                | '‹'
+                | 'Œ'
+                | 'Ž'
+                | '‘'
+                | '’'
+                | '“'
+                | '”'
+                | '•'
+                | '–'
+                | '—'
+                | '˜'
+                | '™'
+                | 'š'
+                | '›'
+                | 'œ'
+                | 'ž'
+                | 'Ÿ'
+        )
+}
+
+fn is_cyrillic(c: char) -> bool {
+    ('\u{0400}'..='\u{04FF}').contains(&c)
+}
+
+/// Per-token observations of [`is_mojibake`].
+#[derive(Default)]
+struct TokenStats {
+    chars: usize,
+    letters: usize,
+    cyrillic: usize,
+    cyrillic_upper: usize,
+    latin1_letters: usize,
+    broken: usize,
+    pairs: usize,
+    first_lower_cyrillic: bool,
+}
+
+fn token_stats(token: &str) -> TokenStats {
+    let mut s = TokenStats::default();
+    let mut prev = ' ';
+    for c in token.chars() {
+        if c == '\u{FFFD}' || ('\u{80}'..='\u{9F}').contains(&c) {
+            s.broken += 1;
+            s.chars += 1;
+        } else if c.is_alphabetic() {
+            if s.letters == 0 {
+                s.first_lower_cyrillic = is_cyrillic(c) && c.is_lowercase();
+            }
+            s.letters += 1;
+            s.chars += 1;
+            if is_cyrillic(c) {
+                s.cyrillic += 1;
+                s.cyrillic_upper += usize::from(c.is_uppercase());
+            } else if ('\u{C0}'..='\u{FF}').contains(&c) {
+                s.latin1_letters += 1;
+            }
+        } else if is_cp1251_tail(c) || is_latin1_tail(c) {
+            s.chars += 1;
+        }
+        if (matches!(prev, 'Р' | 'С') && is_cp1251_tail(c))
+            || (matches!(prev, 'Ð' | 'Ñ' | 'Ã' | 'Â') && is_latin1_tail(c))
+        {
+            s.pairs += 1;
+        }
+        prev = c;
+    }
+    s
+}
+
+/// Whether the text was decoded with the wrong charset: (a) UTF-8 Cyrillic read as
+/// windows-1251 (`РџСЂРёРІРµС‚`) or UTF-8 read as Latin-1 (`Ð¿Ñ€Ð¸Ð²ÐµÑ‚`), (b) windows-1251
+/// or KOI8-R read as Latin-1 (`Ïðèâåò`: Latin-1 letters make up the words), (c) KOI8-R
+/// and windows-1251 confused (case inverted inside Cyrillic words, `пТЙЧЕФ`, or all-caps
+/// words whose letters are those the swap produces), (d) U+FFFD replacement characters
+/// or C1 control characters. True when at least 3 words of 3+ characters, and at least
+/// 40% of them, are affected. Normal Russian, English, mixed technical text with
+/// CamelCase identifiers, accented names and emoji are not.
+pub fn is_mojibake(text: &str) -> bool {
+    let (mut words, mut affected) = (0usize, 0usize);
+    let (mut caps_words, mut caps_letters, mut koi_marks, mut win_marks, mut inverted) =
+        (0, 0, 0, 0, 0);
+    for token in text.split_whitespace() {
+        let token = token.trim_matches(|c: char| c.is_ascii_punctuation());
+        let s = token_stats(token);
+        if s.chars < 3 {
+            continue;
+        }
+        words += 1;
+        let encoding_pairs = s.pairs >= 3 || (s.pairs > 0 && s.pairs * 4 >= s.chars);
+        let latin1_word = s.letters >= 3 && s.latin1_letters * 10 >= s.letters * 9;
+        if s.broken > 0 || encoding_pairs || latin1_word {
+            affected += 1;
+            continue;
+        }
+        if s.cyrillic >= 3 && s.cyrillic == s.letters {
+            if s.cyrillic_upper == s.cyrillic {
+                caps_words += 1;
+                caps_letters += s.cyrillic;
+                for c in token.chars() {
+                    koi_marks += usize::from(matches!(c, 'Й' | 'Ф' | 'Б'));
+                    win_marks += usize::from(matches!(c, 'Ю' | 'Х' | 'Я'));
+                }
+            } else if s.cyrillic >= 4
+                && s.first_lower_cyrillic
+                && s.cyrillic_upper == s.cyrillic - 1
+            {
+                inverted += 1;
+            }
+        }
+    }
+    affected += inverted;
+    let swapped_letters = caps_letters >= 20
+        && (koi_marks * 100 >= caps_letters * 12 || win_marks * 100 >= caps_letters * 12);
+    if inverted >= 2 || swapped_letters {
+        affected += caps_words;
+    }
+    affected >= 3 && affected * 10 >= words * 4
+}
+
+/// Whether a human could act on the text: at least 2 words of 2+ letters that are not
+/// all the same word, and the text is not mojibake.
+pub fn has_meaningful_text(text: &str) -> bool {
+    let mut first: Option<String> = None;
+    let mut distinct = false;
+    for word in text.split(|c: char| !c.is_alphabetic()) {
+        if word.chars().count() < 2 {
+            continue;
+        }
+        match &first {
+            None => first = Some(word.to_lowercase()),
+            Some(f) => {
+                if *f != word.to_lowercase() {
+                    distinct = true;
+                    break;
+                }
+            }
+        }
+    }
+    distinct && !is_mojibake(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows-1251 / KOI8-R / Latin-1 decoders for building realistic mojibake.
+    fn cp1251(byte: u8) -> char {
+        const HIGH: &str =
+            "ЂЃ‚ѓ„…†‡€‰Љ‹ЊЌЋЏђ‘’“”•–—\u{98}™љ›њќћџ\u{A0}ЎўЈ¤Ґ¦§Ё©Є«¬\u{AD}®Ї°±Ііґµ¶·ё№є»јЅѕї";
+        match byte {
+            0..=0x7F => byte as char,
+            0x80..=0xBF => HIGH.chars().nth(usize::from(byte - 0x80)).unwrap(),
+            _ => char::from_u32(0x0410 + u32::from(byte - 0xC0)).unwrap(),
+        }
+    }
+
+    fn to_cp1251_bytes(s: &str) -> Vec<u8> {
+        s.chars()
+            .map(|c| match c {
+                'А'..='я' => (u32::from(c) - 0x0410 + 0xC0) as u8,
+                'ё' => 0xB8,
+                'Ё' => 0xA8,
+                _ => c as u8,
+            })
+            .collect()
+    }
+
+    fn to_koi8r_bytes(s: &str) -> Vec<u8> {
+        const LOWER: &str = "юабцдефгхийклмнопярстужвьызшэщчъ";
+        s.chars()
+            .map(|c| {
+                if let Some(i) = LOWER.chars().position(|l| l == c) {
+                    0xC0 + i as u8
+                } else if let Some(i) = LOWER
+                    .chars()
+                    .position(|l| l.to_uppercase().next() == Some(c))
+                {
+                    0xE0 + i as u8
+                } else {
+                    c as u8
+                }
+            })
+            .collect()
+    }
+
+    const RU: &str = "Добрый день. После обновления прошивки приставка перестала показывать \
+        телепрограмму на всех каналах, перезагрузка не помогает. Просим проверить сервер.";
+
+    #[test]
+    fn utf8_read_as_cp1251_is_mojibake() {
+        let garbled: String = RU.as_bytes().iter().map(|&b| cp1251(b)).collect();
+        assert!(garbled.contains("РџРѕСЃР»Рµ"), "{garbled}");
+        assert!(is_mojibake(&garbled));
+    }
+
+    #[test]
+    fn utf8_read_as_latin1_is_mojibake() {
+        let garbled: String = RU.as_bytes().iter().map(|&b| b as char).collect();
+        assert!(is_mojibake(&garbled));
+    }
+
+    #[test]
+    fn cp1251_read_as_latin1_is_mojibake() {
+        let garbled: String = to_cp1251_bytes(RU).iter().map(|&b| b as char).collect();
+        assert!(garbled.starts_with("Äîáðûé"), "{garbled}");
+        assert!(is_mojibake(&garbled));
+    }
+
+    #[test]
+    fn koi8_read_as_cp1251_is_mojibake() {
+        let garbled: String = to_koi8r_bytes(RU).iter().map(|&b| cp1251(b)).collect();
+        assert!(garbled.starts_with("дПВТЩК"), "{garbled}");
+        assert!(is_mojibake(&garbled));
+    }
+
+    #[test]
+    fn koi8_read_as_cp1251_without_capitals_is_mojibake() {
+        let lower = RU.to_lowercase();
+        let garbled: String = to_koi8r_bytes(&lower).iter().map(|&b| cp1251(b)).collect();
+        assert!(is_mojibake(&garbled), "{garbled}");
+    }
+
+    #[test]
+    fn replacement_characters_are_mojibake() {
+        assert!(is_mojibake("��������� ����, ��������� �� �������� ���"));
+    }
+
+    #[test]
+    fn normal_texts_are_not_mojibake() {
+        assert!(!is_mojibake(RU));
+        assert!(!is_mojibake(
+            "Hello, after the firmware update the STB shows a black screen on HDMI."
+        ));
+        assert!(!is_mojibake(
+            "MediaPlayer выдаёт HTTPError 404 на IPTV-потоке, EPG пустой, TvInputService падает."
+        ));
+        assert!(!is_mojibake(
+            "Kontakt: Jürgen Müller, François Lefèvre, Søren Ærø — déjà vu, été, créé."
+        ));
+        assert!(!is_mojibake("Всё сломалось 😡😡😡 помогите 🙏 канал 5 🔥"));
+        assert!(!is_mojibake(
+            "ПРИСТАВКА НЕ ПОКАЗЫВАЕТ ТЕЛЕПРОГРАММУ ПОСЛЕ ОБНОВЛЕНИЯ ПРОШИВКИ, СРОЧНО РЕШИТЕ ВОПРОС"
+        ));
+        assert!(!is_mojibake(
+            "Мощность 10 кВт, ток 5 мА, ООО «РОСТЕЛЕКОМ», СССР"
+        ));
+    }
+
+    #[test]
+    fn a_few_broken_words_in_a_long_text_are_not_mojibake() {
+        let text = format!("{RU} {RU} Цитата: Ð¿Ñ€Ð¸Ð²ÐµÑ‚ Ð¼Ð¸Ñ€");
+        assert!(!is_mojibake(&text));
+    }
+
+    #[test]
+    fn pasted_logs_are_found() {
+        let syslog = "Вот лог:\n2026-11-24 10:15:03 ERROR Player: stream timeout\n2026-11-24 10:15:04 WARN retry 1";
+        assert!(has_pasted_log(syslog));
+        assert!(has_pasted_log(
+            "Nov 24 10:15:03 stb01 mw[123]: EPG fetch failed\nNov 24 10:15:09 stb01 mw[123]: retry"
+        ));
+        assert!(has_pasted_log(
+            "[10:15:03.123] decoder init\n[10:15:03.456] decoder failed"
+        ));
+        assert!(has_pasted_log(
+            "24.11.2026 10:15 пропал сигнал\n24.11.2026 10:17 сигнал восстановился"
+        ));
+        assert!(has_pasted_log(
+            "[ERROR] cannot open stream\n[INFO] fallback to HLS"
+        ));
+        assert!(has_pasted_log(
+            "E/MediaPlayer( 1234): error (1, -1004)\nW/AudioTrack( 1234): underrun"
+        ));
+    }
+
+    #[test]
+    fn stack_traces_are_found() {
+        let java = "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.vendor.epg.Loader.load(Loader.java:42)";
+        assert!(has_pasted_log(java));
+        let python = "Traceback (most recent call last):\n  File \"epg.py\", line 3, in <module>\nValueError: bad";
+        assert!(has_pasted_log(python));
+        let dotnet = "System.NullReferenceException: Object reference not set\n   at Vendor.Mw.Epg.Sync(Int32 id) in C:\\src\\Epg.cs:line 42";
+        assert!(has_pasted_log(dotnet));
+    }
+
+    #[test]
+    fn prose_is_not_a_log() {
+        assert!(!has_pasted_log(
+            "Ошибка появилась 24.11.2026 около 10:15.\nПриставка пишет ERROR 1003 на экране."
+        ));
+        assert!(!has_pasted_log("The box shows an ERROR message at start.\nWe looked at home (twice) and at the office."));
+        assert!(!has_pasted_log("2026-11-24 10:15:03 ERROR one line only"));
+    }
+
+    #[test]
+    fn meaningful_text() {
+        assert!(has_meaningful_text("Нет звука на канале 5"));
+        assert!(has_meaningful_text("No sound"));
+        assert!(!has_meaningful_text(""));
+        assert!(!has_meaningful_text("ок"));
+        assert!(!has_meaningful_text("asdf asdf ASDF"));
+        assert!(!has_meaningful_text("!!! ??? 123 4 5"));
+        assert!(!has_meaningful_text(
+            "��������� ����, ��������� �� �������� ���"
+        ));
+        let garbled: String = RU.as_bytes().iter().map(|&b| cp1251(b)).collect();
+        assert!(!has_meaningful_text(&garbled));
+    }
+}

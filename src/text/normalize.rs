@@ -1,0 +1,658 @@
+//! Text normalisation for matching: `&str` (a subject or body as sent) → normalised
+//! `String` (lower-case words separated by single spaces).
+//!
+//! Word lists, similarity fingerprints and the policy scripts all compare text in this
+//! one form, and list entries go through the very same function, so whatever this module
+//! folds (case, `ё`, look-alike letters, leet digits, repeated letters) folds identically
+//! on both sides.
+//!
+//! What it does, in order:
+//! 1. whitespace-separated chunks are read from the text; a run of three or more
+//!    single-letter chunks separated by single spaces is one spaced-out word
+//!    (`х у й` → `хуй`);
+//! 2. inside a chunk, `.`, `-`, `_` and `*` that split it into three or more single
+//!    letters are dropped (`f.u.c.k`, `х-у-й`); otherwise `.`, `-`, `_` and other
+//!    punctuation separate words (`MI-10234` → `mi 10234`), and a `*` between letters
+//!    stays as the wildcard marker `*` (`х*й`); e-mail addresses and URLs are split on
+//!    their punctuation with no letter substitution;
+//! 3. each word is assigned a script (Cyrillic or Latin) from its letters; look-alike
+//!    letters of the other script are folded into it (`пиздeц` with a Latin `e` →
+//!    `пиздец`), and digits and `@ $ !` standing between letters are read as the letters
+//!    they imitate (`sh1t` → `shit`, `бл@дь` → `бладь`); digits in other places are
+//!    kept (`v2`, `h264`, `10234`);
+//! 4. lower case, `ё` → `е`, accents of Latin letters dropped, invisible characters
+//!    (zero-width space, soft hyphen) removed, and runs of one repeated letter collapsed
+//!    to one letter (`хуууй` → `хуй`, `class` → `clas`).
+
+/// Zero-width and formatting characters that obfuscators put inside words.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{034F}'
+    )
+}
+
+fn is_combining(c: char) -> bool {
+    ('\u{0300}'..='\u{036F}').contains(&c)
+}
+
+fn is_cyrillic(c: char) -> bool {
+    ('\u{0400}'..='\u{04FF}').contains(&c)
+}
+
+/// Symbols that imitate letters when they stand inside a word.
+fn is_subst_symbol(c: char) -> bool {
+    matches!(c, '@' | '$' | '!')
+}
+
+/// Characters that, between single letters, are read as spacing out one word.
+fn is_letter_separator(c: char) -> bool {
+    matches!(c, '.' | '-' | '_' | '*')
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{02BC}')
+}
+
+/// Latin letter (as written, case kept) → Cyrillic look-alike, for mostly Cyrillic words.
+fn latin_to_cyrillic(c: char) -> Option<char> {
+    Some(match c {
+        'a' | 'A' => 'а',
+        'b' => 'ь',
+        'B' => 'в',
+        'c' | 'C' => 'с',
+        'e' | 'E' => 'е',
+        'h' | 'H' => 'н',
+        'i' | 'I' => 'и',
+        'k' | 'K' => 'к',
+        'm' | 'M' => 'м',
+        'n' => 'п',
+        'o' | 'O' => 'о',
+        'p' | 'P' => 'р',
+        'r' => 'г',
+        't' | 'T' => 'т',
+        'u' => 'и',
+        'x' | 'X' => 'х',
+        'y' | 'Y' => 'у',
+        _ => return None,
+    })
+}
+
+/// Cyrillic letter (lower case) → Latin look-alike, for mostly Latin words.
+fn cyrillic_to_latin(c: char) -> Option<char> {
+    Some(match c {
+        'а' => 'a',
+        'в' => 'b',
+        'г' => 'r',
+        'е' | 'ё' => 'e',
+        'и' => 'u',
+        'к' => 'k',
+        'м' => 'm',
+        'н' => 'h',
+        'о' => 'o',
+        'п' => 'n',
+        'р' => 'p',
+        'с' => 'c',
+        'т' => 't',
+        'у' => 'y',
+        'х' => 'x',
+        'ь' => 'b',
+        'і' => 'i',
+        'ј' => 'j',
+        'ѕ' => 's',
+        _ => return None,
+    })
+}
+
+/// Digit or symbol → the Latin letter it imitates inside a Latin word.
+fn latin_leet(c: char) -> Option<char> {
+    Some(match c {
+        '1' | '!' => 'i',
+        '3' => 'e',
+        '0' => 'o',
+        '@' | '4' => 'a',
+        '$' | '5' => 's',
+        '7' => 't',
+        _ => return None,
+    })
+}
+
+/// Digit or symbol → the Cyrillic letter it imitates inside a Cyrillic word.
+fn cyrillic_leet(c: char) -> Option<char> {
+    Some(match c {
+        '3' => 'з',
+        '0' => 'о',
+        '6' => 'б',
+        '4' => 'ч',
+        '9' => 'я',
+        '@' => 'а',
+        '$' => 'с',
+        '!' => 'и',
+        _ => return None,
+    })
+}
+
+/// Lower case with `ё` → `е` and Latin-1 accents dropped.
+fn fold_case(c: char) -> char {
+    let lower = if c.is_ascii() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_lowercase().next().unwrap_or(c)
+    };
+    match lower {
+        'ё' => 'е',
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => 'a',
+        'ç' | 'č' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ě' => 'e',
+        'ì' | 'í' | 'î' | 'ï' => 'i',
+        'ñ' | 'ň' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' | 'ů' => 'u',
+        'ý' | 'ÿ' => 'y',
+        'š' => 's',
+        'ž' => 'z',
+        'ř' => 'r',
+        other => other,
+    }
+}
+
+/// Which alphabet a word is written in, decided from its letters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Cyrillic,
+    Latin,
+    None,
+}
+
+fn word_script(raw: &[char]) -> Script {
+    let (mut cyr, mut lat, mut cyr_unique, mut lat_unique) = (0usize, 0usize, 0usize, 0usize);
+    for &c in raw {
+        if !c.is_alphabetic() {
+            continue;
+        }
+        let lower = fold_case(c);
+        if is_cyrillic(lower) {
+            cyr += 1;
+            if cyrillic_to_latin(lower).is_none() {
+                cyr_unique += 1;
+            }
+        } else {
+            lat += 1;
+            if latin_to_cyrillic(c).is_none() {
+                lat_unique += 1;
+            }
+        }
+    }
+    match (cyr, lat) {
+        (0, 0) => Script::None,
+        (0, _) => Script::Latin,
+        (_, 0) => Script::Cyrillic,
+        _ if cyr_unique > 0 && lat_unique == 0 => Script::Cyrillic,
+        _ if lat_unique > 0 && cyr_unique == 0 => Script::Latin,
+        _ if cyr >= lat => Script::Cyrillic,
+        _ => Script::Latin,
+    }
+}
+
+/// The result of normalising with positions: the normalised text, where each of its
+/// words starts in it, and where each word started in the original text.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Normalized {
+    pub(crate) text: String,
+    pub(crate) word_starts: Vec<usize>,
+    pub(crate) original_starts: Vec<usize>,
+}
+
+impl Normalized {
+    fn push_word(&mut self, word: &[char], original_start: usize) {
+        if word.is_empty() {
+            return;
+        }
+        if !self.text.is_empty() {
+            self.text.push(' ');
+        }
+        self.word_starts.push(self.text.len());
+        self.original_starts.push(original_start);
+        self.text.extend(word.iter());
+    }
+}
+
+/// Lower-case the text and fold obfuscations so that word lists and similarity see one
+/// canonical spelling: `ё`→`е`, look-alike letters folded into the script of the word,
+/// leet digits and `@ $ !` between letters read as letters, spaced-out letters joined,
+/// `*` inside a word kept as a wildcard marker, repeated letters collapsed.
+///
+/// The output is the words separated by single spaces, punctuation removed; see the
+/// module documentation for the exact steps.
+pub fn normalize(text: &str) -> String {
+    normalize_detailed(text).text
+}
+
+/// The words of [`normalize`]`(text)`, for scripts and callers that work per word.
+pub fn tokens(text: &str) -> Vec<String> {
+    normalize(text)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One whitespace-delimited piece of the original text.
+struct Chunk<'a> {
+    start: usize,
+    text: &'a str,
+    /// Whether exactly one space or tab separates it from the previous chunk.
+    single_space_before: bool,
+}
+
+fn chunks(text: &str) -> Vec<Chunk<'_>> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    let mut start: Option<usize> = None;
+    let mut gap = 0usize;
+    let mut gap_single = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if let Some(s) = start.take() {
+                out.push(Chunk {
+                    start: s,
+                    text: &text[s..i],
+                    single_space_before: gap_single,
+                });
+                gap = 0;
+            }
+            gap += 1;
+            gap_single = gap == 1 && (c == ' ' || c == '\t');
+        } else if start.is_none() {
+            if gap == 0 {
+                gap_single = false;
+            }
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        out.push(Chunk {
+            start: s,
+            text: &text[s..],
+            single_space_before: gap_single,
+        });
+    }
+    out
+}
+
+/// The single letter a chunk consists of, ignoring invisible characters.
+fn single_letter(chunk: &str) -> Option<char> {
+    let mut letter = None;
+    for c in chunk.chars() {
+        if is_invisible(c) || is_combining(c) {
+            continue;
+        }
+        if !c.is_alphabetic() || letter.is_some() {
+            return None;
+        }
+        letter = Some(c);
+    }
+    letter
+}
+
+/// Whether the chunk reads as an e-mail address or a URL, whose punctuation must not be
+/// taken for letters.
+fn is_address(chunk: &str) -> bool {
+    if chunk.contains("://") || chunk.starts_with("www.") {
+        return true;
+    }
+    match chunk.find('@') {
+        Some(at) => at > 0 && chunk[at + 1..].contains('.'),
+        None => false,
+    }
+}
+
+/// Letters of a chunk spelled out with separators (`f.u.c.k`, `х-у-й`, `f*u*c*k`), when
+/// it is exactly that: three or more single letters, one separator run between each.
+fn spelled_out(chunk: &str, buf: &mut Vec<char>) -> bool {
+    buf.clear();
+    let trimmed = chunk.trim_matches(|c: char| !c.is_alphanumeric());
+    let mut expect_letter = true;
+    for c in trimmed.chars() {
+        if is_invisible(c) || is_combining(c) {
+            continue;
+        }
+        if expect_letter {
+            if !c.is_alphabetic() {
+                return false;
+            }
+            buf.push(c);
+            expect_letter = false;
+        } else if is_letter_separator(c) {
+            expect_letter = true;
+        } else {
+            return false;
+        }
+    }
+    buf.len() >= 3 && !expect_letter
+}
+
+/// Reusable buffers so that normalising allocates little more than its output.
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<char>,
+    word: Vec<char>,
+}
+
+/// Normalises `text` and records where every word came from.
+pub(crate) fn normalize_detailed(text: &str) -> Normalized {
+    let mut out = Normalized {
+        text: String::with_capacity(text.len()),
+        word_starts: Vec::new(),
+        original_starts: Vec::new(),
+    };
+    let mut scratch = Scratch::default();
+    let all = chunks(text);
+    let mut i = 0;
+    while i < all.len() {
+        // Spaced-out letters: "х у й", "f u c k".
+        if single_letter(all[i].text).is_some() {
+            let mut j = i + 1;
+            while j < all.len()
+                && all[j].single_space_before
+                && single_letter(all[j].text).is_some()
+            {
+                j += 1;
+            }
+            if j - i >= 3 {
+                scratch.raw.clear();
+                scratch
+                    .raw
+                    .extend(all[i..j].iter().filter_map(|c| single_letter(c.text)));
+                finish_word(&scratch.raw, &mut scratch.word);
+                out.push_word(&scratch.word, all[i].start);
+                i = j;
+                continue;
+            }
+        }
+        process_chunk(&all[i], &mut scratch, &mut out);
+        i += 1;
+    }
+    out
+}
+
+fn process_chunk(chunk: &Chunk<'_>, scratch: &mut Scratch, out: &mut Normalized) {
+    if spelled_out(chunk.text, &mut scratch.raw) {
+        finish_word(&scratch.raw, &mut scratch.word);
+        out.push_word(&scratch.word, chunk.start);
+        return;
+    }
+    let address = is_address(chunk.text);
+    scratch.raw.clear();
+    let mut word_start = chunk.start;
+    let mut prev_letter = false;
+    let mut chars = chunk.text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        let next_letter = chars.peek().is_some_and(|&(_, n)| n.is_alphanumeric());
+        let keep = if c.is_alphanumeric() {
+            true
+        } else if is_invisible(c) {
+            continue;
+        } else if is_combining(c) {
+            // A decomposed `й` is `и` + U+0306; other marks are dropped.
+            if c == '\u{0306}' {
+                if let Some(last) = scratch.raw.last_mut() {
+                    match *last {
+                        'и' => *last = 'й',
+                        'И' => *last = 'Й',
+                        _ => {}
+                    }
+                }
+            }
+            continue;
+        } else if is_apostrophe(c) && prev_letter && next_letter {
+            continue;
+        } else {
+            !address && (c == '*' || is_subst_symbol(c))
+        };
+        if keep {
+            if scratch.raw.is_empty() {
+                word_start = chunk.start + offset;
+            }
+            scratch.raw.push(c);
+            prev_letter = c.is_alphanumeric();
+        } else {
+            flush(scratch, word_start, out);
+            prev_letter = false;
+        }
+    }
+    flush(scratch, word_start, out);
+}
+
+fn flush(scratch: &mut Scratch, start: usize, out: &mut Normalized) {
+    if scratch.raw.is_empty() {
+        return;
+    }
+    finish_word(&scratch.raw, &mut scratch.word);
+    out.push_word(&scratch.word, start);
+    scratch.raw.clear();
+}
+
+/// Turns one raw word (letters, digits, `*`, `@ $ !`) into its normalised form in `out`.
+fn finish_word(raw: &[char], out: &mut Vec<char>) {
+    out.clear();
+    // Symbols at the edges are punctuation, except a leading `@`/`$` before a letter
+    // (`$hit`) and a trailing `*` after three or more letters (`fuc*`).
+    let mut lo = 0;
+    let mut hi = raw.len();
+    let mut stripped_leading_star = false;
+    while lo < hi && !raw[lo].is_alphanumeric() {
+        let c = raw[lo];
+        let before_letter = raw.get(lo + 1).is_some_and(|n| n.is_alphabetic());
+        if matches!(c, '@' | '$') && before_letter {
+            break;
+        }
+        stripped_leading_star |= c == '*';
+        lo += 1;
+    }
+    while hi > lo && !raw[hi - 1].is_alphanumeric() {
+        if raw[hi - 1] == '*' && !stripped_leading_star {
+            let letters = raw[lo..hi].iter().filter(|c| c.is_alphabetic()).count();
+            if letters >= 3 {
+                break;
+            }
+        }
+        hi -= 1;
+    }
+    let raw = &raw[lo..hi];
+    if raw.is_empty() {
+        return;
+    }
+    let script = word_script(raw);
+    let letters = raw.iter().filter(|c| c.is_alphabetic()).count();
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c.is_alphabetic() {
+            let folded = match script {
+                Script::Cyrillic => {
+                    if is_cyrillic(c) {
+                        fold_case(c)
+                    } else {
+                        latin_to_cyrillic(c).unwrap_or_else(|| fold_case(c))
+                    }
+                }
+                Script::Latin => {
+                    let lower = fold_case(c);
+                    if is_cyrillic(lower) {
+                        cyrillic_to_latin(lower).unwrap_or(lower)
+                    } else {
+                        lower
+                    }
+                }
+                Script::None => fold_case(c),
+            };
+            push_collapsed(out, folded);
+            i += 1;
+        } else if c.is_numeric() || is_subst_symbol(c) {
+            // A run of digits/symbols: letters in disguise when it is short and stands
+            // between letters of a word of three or more letters (or, in Cyrillic, opens
+            // one: `6ля`); otherwise kept as digits (symbols dropped).
+            let mut j = i;
+            while j < raw.len() && (raw[j].is_numeric() || is_subst_symbol(raw[j])) {
+                j += 1;
+            }
+            let run = &raw[i..j];
+            let letter_before = i > 0 && (raw[i - 1].is_alphabetic() || raw[i - 1] == '*');
+            let letter_after = raw.get(j).is_some_and(|n| n.is_alphabetic() || *n == '*');
+            let followers = raw[j..].iter().take_while(|n| n.is_alphabetic()).count();
+            let symbols = run.iter().any(|c| is_subst_symbol(*c));
+            let context = (letter_before && letter_after && (letters >= 3 || symbols))
+                || (i == 0 && followers >= 2 && (script == Script::Cyrillic || symbols));
+            let table: fn(char) -> Option<char> = if script == Script::Cyrillic {
+                cyrillic_leet
+            } else {
+                latin_leet
+            };
+            let subst = context && run.len() <= 2 && run.iter().all(|c| table(*c).is_some());
+            for &d in run {
+                if subst {
+                    if let Some(l) = table(d) {
+                        push_collapsed(out, l);
+                    }
+                } else if d.is_numeric() {
+                    out.push(d);
+                }
+            }
+            i = j;
+        } else {
+            // `*` between letters: wildcard marker, runs collapsed to one.
+            if out.last().is_some_and(|l| l.is_alphabetic()) {
+                push_collapsed(out, '*');
+            }
+            i += 1;
+        }
+    }
+    // A wildcard needs two real letters around it to mean anything.
+    if out.contains(&'*') && out.iter().filter(|c| c.is_alphabetic()).count() < 2 {
+        out.retain(|c| *c != '*');
+    }
+}
+
+fn push_collapsed(out: &mut Vec<char>, c: char) {
+    if out.last() != Some(&c) || c.is_numeric() {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_cases_and_strips_punctuation() {
+        assert_eq!(
+            normalize("Здравствуйте! Не работает EPG, канал «Первый»."),
+            "здравствуйте не работает epg канал первый"
+        );
+    }
+
+    #[test]
+    fn yo_becomes_ye_and_short_i_is_kept() {
+        assert_eq!(
+            normalize("Ещё раз: приставка зависает, йогурт"),
+            "еще раз приставка зависает йогурт"
+        );
+    }
+
+    #[test]
+    fn decomposed_short_i_is_recomposed() {
+        assert_eq!(normalize("Приставка мои\u{0306}"), "приставка мой");
+    }
+
+    #[test]
+    fn client_id_and_versions_keep_digits() {
+        assert_eq!(
+            normalize("Client MI-10234, firmware v2.3"),
+            "client mi 10234 firmware v2 3"
+        );
+        assert_eq!(normalize("H264 1080p stream, 4K"), "h264 1080p stream 4k");
+    }
+
+    #[test]
+    fn latin_lookalike_in_cyrillic_word_is_folded() {
+        assert_eq!(normalize("ПИЗДEЦ"), "пиздец");
+        assert_eq!(normalize("пиздeц"), "пиздец");
+        assert_eq!(normalize("xyй"), "хуй");
+    }
+
+    #[test]
+    fn cyrillic_lookalike_in_latin_word_is_folded() {
+        // "fuсk" with a Cyrillic "с", "shіt" with a Ukrainian "і".
+        assert_eq!(normalize("fu\u{0441}k sh\u{0456}t"), "fuck shit");
+    }
+
+    #[test]
+    fn leet_digits_and_symbols_are_read_as_letters() {
+        assert_eq!(normalize("sh1t $hit sh!t"), "shit shit shit");
+        assert_eq!(normalize("бл@дь"), "бладь");
+        assert_eq!(normalize("пи3дец 6ля"), "пиздец бля");
+    }
+
+    #[test]
+    fn spaced_and_dotted_letters_are_joined() {
+        assert_eq!(normalize("ну х у й знает"), "ну хуй знает");
+        assert_eq!(normalize("f.u.c.k this"), "fuck this");
+        assert_eq!(normalize("х-у-й"), "хуй");
+        assert_eq!(normalize("f*u*c*k"), "fuck");
+    }
+
+    #[test]
+    fn two_single_letters_are_not_joined() {
+        assert_eq!(normalize("я и ты, т.е. мы"), "я и ты т е мы");
+    }
+
+    #[test]
+    fn star_inside_word_is_a_wildcard() {
+        assert_eq!(normalize("х*й"), "х*й");
+        assert_eq!(normalize("f**k"), "f*k");
+        assert_eq!(normalize("*важно*"), "важно");
+    }
+
+    #[test]
+    fn repeated_letters_collapse() {
+        assert_eq!(normalize("хуууй хууй"), "хуй хуй");
+        assert_eq!(normalize("class 10000"), "clas 10000");
+    }
+
+    #[test]
+    fn emails_and_urls_are_split_without_substitution() {
+        assert_eq!(normalize("ivan@tv-op.ru"), "ivan tv op ru");
+        assert_eq!(
+            normalize("https://portal.example/a!b"),
+            "htps portal example a b"
+        );
+    }
+
+    #[test]
+    fn invisible_characters_do_not_split_words() {
+        assert_eq!(normalize("ху\u{200B}й"), "хуй");
+    }
+
+    #[test]
+    fn offsets_point_into_the_original() {
+        let text = "Привет, ПИЗДEЦ!";
+        let n = normalize_detailed(text);
+        assert_eq!(n.text, "привет пиздец");
+        assert_eq!(&text[n.original_starts[1]..n.original_starts[1] + 2], "П");
+        assert_eq!(n.word_starts, vec![0, "привет ".len()]);
+    }
+
+    #[test]
+    fn tokens_are_the_words() {
+        assert_eq!(tokens("  Re: Не работает!! "), vec!["re", "не", "работает"]);
+        assert!(tokens(" ... ").is_empty());
+    }
+
+    #[test]
+    fn apostrophes_join_words() {
+        assert_eq!(
+            normalize("doesn't work, can’t connect"),
+            "doesnt work cant conect"
+        );
+    }
+}
