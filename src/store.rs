@@ -835,6 +835,10 @@ mod tests {
     use super::*;
     use crate::decision::Finding;
 
+    pub(super) fn filing_pub(key: &str) -> Filing {
+        filing(key, Outcome::Create, None)
+    }
+
     fn filing(key: &str, outcome: Outcome, ticket: Option<u64>) -> Filing {
         Filing {
             raw: b"raw".to_vec(),
@@ -941,5 +945,29 @@ mod tests {
             .unwrap();
         assert_eq!(r.record.decision.ticket, Some(100_001));
         assert!(store.ticket(100_001).unwrap().is_some());
+    }
+}
+#[cfg(test)]
+mod reopen_tests {
+    use super::*;
+    #[test]
+    fn counters_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let c = Committer::start(store.clone(), Duration::from_millis(1));
+            let mut f = tests::filing_pub("a");
+            f.decision.outcome = Outcome::Create;
+            let r = c.commit_blocking(f).unwrap();
+            assert_eq!(r.record.decision.ticket, Some(100_001));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        eprintln!(
+            "meta next_ticket = {:?}",
+            store.meta.get(NEXT_TICKET).unwrap()
+        );
+        let r = store.apply(&tests::filing_pub("b")).unwrap();
+        assert_eq!(r.record.decision.ticket, Some(100_002));
     }
 }

@@ -177,7 +177,7 @@ impl Outbox {
         };
         let id = item.message_id.clone();
         let result = match self.build(&item) {
-            Ok(msg) => self.send(msg).await,
+            Ok(msg) => self.send(msg, &item.intent.to).await,
             Err(e) => Err(Fault::Permanent(e)),
         };
         item.attempts += 1;
@@ -226,10 +226,18 @@ impl Outbox {
         }
     }
 
-    async fn send(&self, msg: Message) -> Result<(), Fault> {
+    async fn send(&self, msg: Message, to: &str) -> Result<(), Fault> {
+        // RFC 3834 §3.3: an automatic response goes out with a null return path,
+        // so that no bounce of it is ever answered automatically.
+        let rcpt: lettre::Address = to
+            .parse()
+            .map_err(|e| Fault::Permanent(format!("recipient {to:?}: {e}")))?;
+        let envelope = lettre::address::Envelope::new(None, vec![rcpt])
+            .map_err(|e| Fault::Permanent(format!("envelope: {e}")))?;
+        let bytes = msg.formatted();
         // lettre's timeout covers single socket operations; bound the whole exchange.
         let total = self.cfg.timeout.saturating_mul(2);
-        match tokio::time::timeout(total, self.transport.send(msg)).await {
+        match tokio::time::timeout(total, self.transport.send_raw(&envelope, &bytes)).await {
             Err(_) => Err(Fault::Transient(format!(
                 "SMTP exchange timed out after {total:?}"
             ))),

@@ -7,32 +7,35 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::normalize::is_letter;
+
 /// One line of a log record or stack trace (see [`has_pasted_log`]).
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    regex::RegexBuilder::new(concat!(
         // A timestamp opening the line: ISO, dd.mm.yyyy, mm/dd/yyyy, syslog, logcat,
         // bare hh:mm:ss, dmesg uptime.
-        r"^\s*[\[(<]?\s*(?:\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}[ ,T]+\d{1,2}:\d{2}",
-        r"|\d{1,2}/\d{1,2}/\d{2,4}[ ,]+\d{1,2}:\d{2}:\d{2}",
-        r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\s+\d{1,2},?\s+(?:\d{4}\s+)?\d{1,2}:\d{2}:\d{2}",
-        r"|\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2}|\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,6})?\b|\d+\.\d{3,6}\s*\])",
+        r"^[ \t]*[\[(<]?[ \t]*(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{1,2}:[0-9]{2}|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2,4}[ ,T]+[0-9]{1,2}:[0-9]{2}",
+        r"|[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}[ ,]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*[ \t]+[0-9]{1,2},?[ \t]+(?:[0-9]{4}[ \t]+)?[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|[0-9]{2}-[0-9]{2}[ \t]+[0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]{1,6})?(?:[^0-9]|$)|[0-9]+\.[0-9]{3,6}[ \t]*\])",
         // A log level in brackets anywhere, or opening the line with a delimiter.
-        r"|[\[<]\s*(?:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|SEVERE|NOTICE)\s*[\]>]",
-        r"|^\s*(?:ERROR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRITICAL|SEVERE)\s*[:|\]-]",
-        r"|\blevel=(?:error|warn|warning|info|debug|fatal|trace)\b",
+        r"|[\[<][ \t]*(?:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|SEVERE|NOTICE)[ \t]*[\]>]",
+        r"|^[ \t]*(?:ERROR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRITICAL|SEVERE)[ \t]*[:|\]-]",
+        r"|(?:^|[^A-Za-z])level=(?:error|warn|warning|info|debug|fatal|trace)(?:[^a-z]|$)",
         // Android logcat: E/MediaPlayer( 1234): …
-        r"|^\s*[VDIWEF]/[\w.$-]+\s*\(\s*\d+\s*\)\s*:",
+        r"|^[ \t]*[VDIWEF]/[0-9A-Za-z_.$-]+[ \t]*\([ \t]*[0-9]+[ \t]*\)[ \t]*:",
         // Java / .NET / JavaScript stack frames.
-        r"|^\s*at\s+[\w$<>]+(?:\.[\w$<>`]+)+\(",
-        r"|^\s*at\s+.*\(.*:\d+:\d+\)\s*$|^\s*at\s+\S+:\d+:\d+\s*$",
+        r"|^[ \t]*at[ \t]+[0-9A-Za-z_$<>]+(?:\.[0-9A-Za-z_$<>`]+)+\(",
+        r"|^[ \t]*at[ \t]+.*\(.*:[0-9]+:[0-9]+\)[ \t]*$|^[ \t]*at[ \t]+\S+:[0-9]+:[0-9]+[ \t]*$",
         // Python frames and headers.
-        r#"|^\s*File\s+"[^"]+",\s+line\s+\d+|Traceback \(most recent call last\)"#,
+        r#"|^[ \t]*File[ \t]+"[^"]+",[ \t]+line[ \t]+[0-9]+|Traceback \(most recent call last\)"#,
         // Exception headers.
-        r#"|Exception in thread\s+""#,
-        r"|^\s*(?:Caused by:\s*)?(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)\b",
-        r"|^\s*[A-Z][\w.]*(?:Exception|Error):\s",
-        r"|^\s*goroutine \d+ \[|^\s*\.\.\. \d+ more\s*$|^\s*--- End of (?:inner exception )?stack trace",
+        r#"|Exception in thread[ \t]+""#,
+        r"|^[ \t]*(?:Caused by:[ \t]*)?(?:[a-z_$][0-9A-Za-z_$]*\.)+[A-Z][0-9A-Za-z_$]*(?:Exception|Error)(?:[^0-9A-Za-z_]|$)",
+        r"|^[ \t]*[A-Z][0-9A-Za-z_.]*(?:Exception|Error):[ \t]",
+        r"|^[ \t]*goroutine [0-9]+ \[|^[ \t]*\.\.\. [0-9]+ more[ \t]*$|^[ \t]*--- End of (?:inner exception )?stack trace",
     ))
+    .build()
     .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
@@ -176,18 +179,26 @@ fn token_stats(token: &str) -> TokenStats {
     let mut s = TokenStats::default();
     let mut prev = ' ';
     for c in token.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_alphabetic() {
+                s.letters += 1;
+                s.chars += 1;
+            }
+            prev = c;
+            continue;
+        }
         if c == '\u{FFFD}' || ('\u{80}'..='\u{9F}').contains(&c) {
             s.broken += 1;
             s.chars += 1;
-        } else if c.is_alphabetic() {
+        } else if is_letter(c) {
             if s.letters == 0 {
-                s.first_lower_cyrillic = is_cyrillic(c) && c.is_lowercase();
+                s.first_lower_cyrillic = ('\u{0430}'..='\u{045F}').contains(&c);
             }
             s.letters += 1;
             s.chars += 1;
             if is_cyrillic(c) {
                 s.cyrillic += 1;
-                s.cyrillic_upper += usize::from(c.is_uppercase());
+                s.cyrillic_upper += usize::from(('\u{0400}'..='\u{042F}').contains(&c));
             } else if ('\u{C0}'..='\u{FF}').contains(&c) {
                 s.latin1_letters += 1;
             }
@@ -259,7 +270,7 @@ pub fn is_mojibake(text: &str) -> bool {
 pub fn has_meaningful_text(text: &str) -> bool {
     let mut first: Option<String> = None;
     let mut distinct = false;
-    for word in text.split(|c: char| !c.is_alphabetic()) {
+    for word in text.split(|c: char| !is_letter(c)) {
         if word.chars().count() < 2 {
             continue;
         }

@@ -8,7 +8,7 @@ pub fn letters(text: &str) -> (usize, usize) {
         if c.is_ascii() {
             latin += usize::from(c.is_ascii_alphabetic());
         } else if ('\u{0400}'..='\u{04FF}').contains(&c) {
-            cyrillic += usize::from(c.is_alphabetic());
+            cyrillic += usize::from(!('\u{0482}'..='\u{0489}').contains(&c));
         } else if ('\u{00C0}'..='\u{024F}').contains(&c) && c.is_alphabetic() {
             latin += 1;
         }

@@ -5,7 +5,8 @@
 //! - lines starting with `>` (any depth, anywhere);
 //! - everything from the first quote header on: `-----Original Message-----` and its
 //!   Russian form, `On <date>, <name> wrote:` (also wrapped over two lines),
-//!   `<date>, <name> пишет:` / `написал(а):` (Gmail, Yandex, Mail.ru, Thunderbird forms),
+//!   `<date>, <name> пишет:` / `написал(а):` (Gmail, Mail.ru, Thunderbird forms),
+//!   Yandex's `<date>, "<name>" <address>:`,
 //!   and Outlook header blocks (`From: … Sent: … To: … Subject: …`, Russian
 //!   `От: … Отправлено: … Кому: … Тема: …`), together with a `____` rule right above;
 //! - the signature from a line that is exactly `-- ` or `--` to the end;
@@ -48,6 +49,18 @@ static ATTRIBUTION_END: LazyLock<Regex> = LazyLock::new(|| {
 /// A date, a time or an address on an attribution line.
 static ATTRIBUTION_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\b(19|20)\d{2}\b|@")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// A line ending in an address and a colon.
+static EMAIL_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<?[\w.+-]+@[\w.-]+>?\s*:\s*$")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// A date or a time.
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\b(19|20)\d{2}\b")
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
@@ -117,15 +130,21 @@ fn find_cut(lines: &[&str]) -> (usize, Option<Cut>) {
             }
         }
         if ATTRIBUTION_END.is_match(trimmed) {
+            // Wrapped: "On Tue, 24 Nov 2026 at 10:00, Ivan Petrov <" / "ivan@x> wrote:".
+            let prev = i.checked_sub(1).map_or("", |p| lines[p].trim());
+            let wrapped = !prev.is_empty()
+                && prev.len() < 120
+                && (prev.starts_with("On ") || (DATE.is_match(prev) && !DATE.is_match(trimmed)));
+            if wrapped && (ATTRIBUTION_CONTEXT.is_match(trimmed) || DATE.is_match(prev)) {
+                return (i - 1, Some(Cut::Reply));
+            }
             if ATTRIBUTION_CONTEXT.is_match(trimmed) {
                 return (i, Some(Cut::Reply));
             }
-            // Wrapped: "On Tue, 24 Nov 2026 at 10:00, Ivan Petrov <" / "ivan@x> wrote:".
-            if let Some(prev) = i.checked_sub(1).map(|p| lines[p].trim()) {
-                if !prev.is_empty() && prev.len() < 120 && ATTRIBUTION_CONTEXT.is_match(prev) {
-                    return (i - 1, Some(Cut::Reply));
-                }
-            }
+        }
+        // Yandex: `24.11.2026, 10:15, "Иван" <ivan@example.ru>:`.
+        if trimmed.ends_with(':') && EMAIL_ATTRIBUTION.is_match(trimmed) && DATE.is_match(trimmed) {
+            return (i, Some(Cut::Reply));
         }
         if HEADER_FROM.is_match(trimmed) && is_header_block(&lines[i + 1..]) {
             let start = match i.checked_sub(1) {
@@ -216,10 +235,12 @@ mod tests {
     fn russian_attributions_are_cut() {
         let gmail = "Логи приложил.\n\nвт, 24 нояб. 2026 г. в 10:00, Иван <ivan@tv-op.ru> написал:\nПришлите логи.";
         assert_eq!(strip_quoted(gmail), "Логи приложил.");
-        let yandex = "Не помогло.\n\n24.11.2026, 10:15, \"Поддержка\" <support@vendor.example>:\n24.11.2026, 10:15, Поддержка пишет:\nСделайте сброс.";
+        let yandex = "Не помогло.\n\n24.11.2026, 10:15, \"Поддержка\" <support@vendor.example>:\nСделайте сброс.";
+        assert_eq!(strip_quoted(yandex), "Не помогло.");
+        let mail_ru = "Не помогло.\n\nПонедельник, 23 ноября 2026, 18:00 +03:00 от Поддержка:\n24.11.2026, 10:15, Поддержка пишет:\nСделайте сброс.";
         assert_eq!(
-            strip_quoted(yandex),
-            "Не помогло.\n\n24.11.2026, 10:15, \"Поддержка\" <support@vendor.example>:"
+            strip_quoted(mail_ru),
+            "Не помогло.\n\nПонедельник, 23 ноября 2026, 18:00 +03:00 от Поддержка:"
         );
         let thunderbird = "Ок.\n24.11.2026 10:00, Иван Петров написал(а):\n> текст";
         assert_eq!(strip_quoted(thunderbird), "Ок.");

@@ -11,6 +11,7 @@
 //! манда         whole word only
 //! не работает   a phrase: whole words, in this order
 //! коммерческое предложени*   a phrase whose last word is a root
+//! перестал* работать          any word of a phrase may be a root
 //! !застрахуй    exclusion: this word never matches any entry of the list
 //! ```
 //!
@@ -88,12 +89,15 @@ pub struct ListMatch {
 struct Entry {
     /// As written in the file.
     raw: String,
-    /// Normalised text between the optional `*` marks.
+    /// Normalised words up to and including the first root word (`*` at its end): the
+    /// literal the automaton looks for.
     literal: String,
     /// `*` before: the match may start inside a word.
     open_start: bool,
-    /// `*` after: the match may end inside a word.
+    /// The last word of `literal` is a root: the match may end inside a word.
     open_end: bool,
+    /// Words after the first root word, each with its root flag, checked word by word.
+    tail: Vec<(String, bool)>,
     /// Characters of `literal`, kept for wildcard words (single-word entries only).
     chars: Vec<char>,
 }
@@ -163,30 +167,8 @@ impl WordList {
                 exclusions.insert(normalized);
                 continue;
             }
-            let open_start = line.starts_with('*');
-            let open_end = line.ends_with('*') && line.len() > 1;
-            let core = line.trim_matches('*');
-            if core.contains('*') {
-                return Err(error(format!(
-                    "entry `{line}`: `*` may only open or close an entry"
-                )));
-            }
-            let literal = normalize(core);
-            if literal.is_empty() {
-                return Err(error(format!("entry `{line}` has no letters or digits")));
-            }
-            let chars = if literal.contains(' ') {
-                Vec::new()
-            } else {
-                literal.chars().collect()
-            };
-            entries.push(Entry {
-                raw: line.to_owned(),
-                literal,
-                open_start,
-                open_end,
-                chars,
-            });
+            let entry = parse_entry(line).map_err(error)?;
+            entries.push(entry);
         }
         Self::build(name, entries, exclusions)
     }
@@ -329,23 +311,26 @@ impl WordList {
                 let Some(list) = inner.by_pattern.get(m.pattern().as_usize()) else {
                     continue;
                 };
-                let Some(&entry) = list.iter().find(|&&i| {
-                    let e = &inner.entries[i];
-                    (e.open_start || at_word_start) && (e.open_end || at_word_end)
-                }) else {
-                    continue;
-                };
                 let word_start = text[..start].rfind(' ').map_or(0, |p| p + 1);
-                let word_end = text[end..].find(' ').map_or(text.len(), |p| end + p);
-                if self.excluded(&text[word_start..word_end]) {
-                    continue;
+                let head_end = text[end..].find(' ').map_or(text.len(), |p| end + p);
+                for &entry in list {
+                    let e = &inner.entries[entry];
+                    if !(e.open_start || at_word_start) || !(e.open_end || at_word_end) {
+                        continue;
+                    }
+                    let Some(word_end) = match_tail(text, head_end, &e.tail) else {
+                        continue;
+                    };
+                    if self.excluded(&text[word_start..word_end]) {
+                        continue;
+                    }
+                    found.push(Candidate {
+                        word_start,
+                        word_end,
+                        entry,
+                        literal_len: end - start,
+                    });
                 }
-                found.push(Candidate {
-                    word_start,
-                    word_end,
-                    entry,
-                    literal_len: end - start,
-                });
             }
         }
         if !inner.wildcard_entries.is_empty() && text.contains('*') {
@@ -400,6 +385,77 @@ impl WordList {
             }
         }
     }
+}
+
+/// Parses one entry line (not a comment, not an exclusion).
+fn parse_entry(line: &str) -> Result<Entry, String> {
+    let open_start = line.starts_with('*');
+    let body = line.strip_prefix('*').unwrap_or(line);
+    let mut words: Vec<(String, bool)> = Vec::new();
+    for raw_word in body.split_whitespace() {
+        let root = raw_word.ends_with('*');
+        let core = raw_word.trim_end_matches('*');
+        if core.contains('*') {
+            return Err(format!(
+                "entry `{line}`: `*` may only open or close an entry"
+            ));
+        }
+        let normalized = normalize(core);
+        let mut parts = normalized.split(' ').filter(|w| !w.is_empty()).peekable();
+        while let Some(part) = parts.next() {
+            words.push((part.to_owned(), root && parts.peek().is_none()));
+        }
+    }
+    if words.is_empty() {
+        return Err(format!("entry `{line}` has no letters or digits"));
+    }
+    let head_len = words
+        .iter()
+        .position(|(_, root)| *root)
+        .map_or(words.len(), |i| i + 1);
+    let tail = words.split_off(head_len);
+    let open_end = words.last().is_some_and(|(_, root)| *root);
+    let literal = words
+        .iter()
+        .map(|(w, _)| w.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chars = if tail.is_empty() && words.len() == 1 {
+        literal.chars().collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Entry {
+        raw: line.to_owned(),
+        literal,
+        open_start,
+        open_end,
+        tail,
+        chars,
+    })
+}
+
+/// End of the phrase tail starting after the word that ends at `word_end`, if the next
+/// words of `text` are the tail's words.
+fn match_tail(text: &str, mut word_end: usize, tail: &[(String, bool)]) -> Option<usize> {
+    for (word, root) in tail {
+        if text.as_bytes().get(word_end) != Some(&b' ') {
+            return None;
+        }
+        let start = word_end + 1;
+        let end = text[start..].find(' ').map_or(text.len(), |p| start + p);
+        let found = &text[start..end];
+        let ok = if *root {
+            found.starts_with(word.as_str())
+        } else {
+            found == word
+        };
+        if !ok {
+            return None;
+        }
+        word_end = end;
+    }
+    Some(word_end)
 }
 
 /// Most letters a `*` in a word may stand for.
@@ -606,6 +662,35 @@ ass*
         assert_eq!(found, vec!["не работает", "коммерческое предложени*", "не"]);
         assert_eq!(list.unmatched_words("Не работает EPG"), vec!["epg"]);
         assert!(list.unmatched_words("Errors: не работает").is_empty());
+    }
+
+    #[test]
+    fn roots_inside_phrases() {
+        let list = WordList::parse(
+            "e",
+            "перестал* работать\nперестал* показывать\nне запускает*",
+        )
+        .unwrap();
+        let found: Vec<_> = list
+            .find_all(
+                "Приставка перестала показывать каналы и не запускается, пульт перестали работать",
+            )
+            .into_iter()
+            .map(|m| m.word)
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "перестала показывать",
+                "не запускается",
+                "перестали работать"
+            ]
+        );
+        assert!(!list.is_match("перестала работа"));
+        assert!(
+            list.is_match("перестала. Работать"),
+            "punctuation is dropped: still the phrase"
+        );
     }
 
     #[test]
