@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::normalize::is_letter;
+use super::letters::is_letter;
 
 /// One line of a log record or stack trace (see [`has_pasted_log`]).
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {

@@ -15,6 +15,7 @@
 
 pub mod detect;
 pub mod lang;
+mod letters;
 pub mod normalize;
 pub mod quote;
 pub mod similarity;

@@ -22,165 +22,16 @@
 //!    kept (`v2`, `h264`, `10234`);
 //! 4. lower case, `ё` → `е`, accents of Latin letters dropped, invisible characters
 //!    (zero-width space, soft hyphen) removed, and runs of one repeated letter collapsed
-//!    to one letter (`хуууй` → `хуй`, `class` → `clas`).
+//!    to one letter (`хуууй` → `хуй`, `class` → `clas`); an apostrophe joins only an
+//!    English `n't` (`doesn't` → `doesnt`) and elsewhere separates words.
 
-/// Zero-width and formatting characters that obfuscators put inside words.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{034F}'
-    )
-}
+use std::cell::RefCell;
 
-fn is_combining(c: char) -> bool {
-    ('\u{0300}'..='\u{036F}').contains(&c)
-}
-
-fn is_cyrillic(c: char) -> bool {
-    ('\u{0400}'..='\u{04FF}').contains(&c)
-}
-
-/// `char::is_alphabetic` with fast paths for ASCII and Cyrillic (the Unicode table
-/// look-up costs tens of nanoseconds per character on the hot path).
-#[inline]
-pub(crate) fn is_letter(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphabetic()
-    } else if is_cyrillic(c) {
-        !('\u{0482}'..='\u{0489}').contains(&c)
-    } else {
-        c.is_alphabetic()
-    }
-}
-
-/// A letter or an ASCII digit (other digits are treated as punctuation).
-#[inline]
-pub(crate) fn is_alnum(c: char) -> bool {
-    c.is_ascii_digit() || is_letter(c)
-}
-
-/// `char::to_lowercase` with fast paths for ASCII and Cyrillic.
-#[inline]
-pub(crate) fn lower(c: char) -> char {
-    match c {
-        _ if c.is_ascii() => c.to_ascii_lowercase(),
-        '\u{0410}'..='\u{042F}' => char::from_u32(u32::from(c) + 0x20).unwrap_or(c),
-        '\u{0400}'..='\u{040F}' => char::from_u32(u32::from(c) + 0x50).unwrap_or(c),
-        '\u{0430}'..='\u{045F}' => c,
-        _ => c.to_lowercase().next().unwrap_or(c),
-    }
-}
-
-/// Symbols that imitate letters when they stand inside a word.
-fn is_subst_symbol(c: char) -> bool {
-    matches!(c, '@' | '$' | '!')
-}
-
-/// Characters that, between single letters, are read as spacing out one word.
-fn is_letter_separator(c: char) -> bool {
-    matches!(c, '.' | '-' | '_' | '*')
-}
-
-fn is_apostrophe(c: char) -> bool {
-    matches!(c, '\'' | '\u{2019}' | '\u{02BC}')
-}
-
-/// Latin letter (as written, case kept) → Cyrillic look-alike, for mostly Cyrillic words.
-fn latin_to_cyrillic(c: char) -> Option<char> {
-    Some(match c {
-        'a' | 'A' => 'а',
-        'b' => 'ь',
-        'B' => 'в',
-        'c' | 'C' => 'с',
-        'e' | 'E' => 'е',
-        'h' | 'H' => 'н',
-        'i' | 'I' => 'и',
-        'k' | 'K' => 'к',
-        'm' | 'M' => 'м',
-        'n' => 'п',
-        'o' | 'O' => 'о',
-        'p' | 'P' => 'р',
-        'r' => 'г',
-        't' | 'T' => 'т',
-        'u' => 'и',
-        'x' | 'X' => 'х',
-        'y' | 'Y' => 'у',
-        _ => return None,
-    })
-}
-
-/// Cyrillic letter (lower case) → Latin look-alike, for mostly Latin words.
-fn cyrillic_to_latin(c: char) -> Option<char> {
-    Some(match c {
-        'а' => 'a',
-        'в' => 'b',
-        'г' => 'r',
-        'е' | 'ё' => 'e',
-        'и' => 'u',
-        'к' => 'k',
-        'м' => 'm',
-        'н' => 'h',
-        'о' => 'o',
-        'п' => 'n',
-        'р' => 'p',
-        'с' => 'c',
-        'т' => 't',
-        'у' => 'y',
-        'х' => 'x',
-        'ь' => 'b',
-        'і' => 'i',
-        'ј' => 'j',
-        'ѕ' => 's',
-        _ => return None,
-    })
-}
-
-/// Digit or symbol → the Latin letter it imitates inside a Latin word.
-fn latin_leet(c: char) -> Option<char> {
-    Some(match c {
-        '1' | '!' => 'i',
-        '3' => 'e',
-        '0' => 'o',
-        '@' | '4' => 'a',
-        '$' | '5' => 's',
-        '7' => 't',
-        _ => return None,
-    })
-}
-
-/// Digit or symbol → the Cyrillic letter it imitates inside a Cyrillic word.
-fn cyrillic_leet(c: char) -> Option<char> {
-    Some(match c {
-        '3' => 'з',
-        '0' => 'о',
-        '6' => 'б',
-        '4' => 'ч',
-        '9' => 'я',
-        '@' => 'а',
-        '$' => 'с',
-        '!' => 'и',
-        _ => return None,
-    })
-}
-
-/// Lower case with `ё` → `е` and Latin-1 accents dropped.
-fn fold_case(c: char) -> char {
-    match lower(c) {
-        'ё' => 'е',
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => 'a',
-        'ç' | 'č' => 'c',
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ě' => 'e',
-        'ì' | 'í' | 'î' | 'ï' => 'i',
-        'ñ' | 'ň' => 'n',
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
-        'ù' | 'ú' | 'û' | 'ü' | 'ů' => 'u',
-        'ý' | 'ÿ' => 'y',
-        'š' => 's',
-        'ž' => 'z',
-        'ř' => 'r',
-        other => other,
-    }
-}
+use super::letters::{
+    cyrillic_leet, cyrillic_to_latin, fold_case, is_alnum, is_apostrophe, is_combining,
+    is_cyrillic, is_invisible, is_letter, is_letter_separator, is_subst_symbol, latin_leet,
+    latin_to_cyrillic,
+};
 
 /// Which alphabet a word is written in, decided from its letters.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -251,7 +102,7 @@ impl Normalized {
 /// The output is the words separated by single spaces, punctuation removed; see the
 /// module documentation for the exact steps.
 pub fn normalize(text: &str) -> String {
-    normalize_detailed(text).text
+    with_normalized(text, |n| n.text.clone())
 }
 
 /// The words of [`normalize`]`(text)`, for scripts and callers that work per word.
@@ -261,6 +112,36 @@ pub fn tokens(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Longest text whose normalisation is remembered per thread.
+const CACHE_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The last text normalised on this thread and its result: scripts test the same
+    /// subject or body against several lists in a row, and this spares re-normalising.
+    static LAST: RefCell<Option<(String, Normalized)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the normalisation of `text`, reusing this thread's previous result when
+/// `text` is the same as last time.
+pub(crate) fn with_normalized<R>(text: &str, f: impl FnOnce(&Normalized) -> R) -> R {
+    if text.len() > CACHE_MAX {
+        return f(&normalize_detailed(text));
+    }
+    LAST.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return f(&normalize_detailed(text));
+        };
+        let hit = matches!(&*slot, Some((last, _)) if last == text);
+        if !hit {
+            *slot = Some((text.to_owned(), normalize_detailed(text)));
+        }
+        match &*slot {
+            Some((_, normalized)) => f(normalized),
+            None => f(&normalize_detailed(text)),
+        }
+    })
 }
 
 /// One whitespace-delimited piece of the original text.
@@ -430,7 +311,11 @@ fn process_chunk(chunk: &Chunk<'_>, scratch: &mut Scratch, out: &mut Normalized)
                 }
             }
             continue;
-        } else if is_apostrophe(c) && prev_letter && next_letter {
+        } else if is_apostrophe(c)
+            && prev_letter
+            && next_letter
+            && is_nt_contraction(chunk.text, offset, c)
+        {
             continue;
         } else {
             !address && (c == '*' || is_subst_symbol(c))
@@ -449,6 +334,17 @@ fn process_chunk(chunk: &Chunk<'_>, scratch: &mut Scratch, out: &mut Normalized)
     flush(scratch, word_start, out);
 }
 
+/// Whether the apostrophe at `offset` is that of an English `n't` contraction
+/// (`doesn't` → `doesnt`); other apostrophes separate words (`who're` → `who re`,
+/// `O'Brien` → `o brien`), so that joining never forms a different word.
+fn is_nt_contraction(chunk: &str, offset: usize, apostrophe: char) -> bool {
+    let before = chunk[..offset].chars().next_back();
+    let mut after = chunk[offset + apostrophe.len_utf8()..].chars();
+    matches!(before, Some('n' | 'N'))
+        && matches!(after.next(), Some('t' | 'T'))
+        && !after.next().is_some_and(is_letter)
+}
+
 fn flush(scratch: &mut Scratch, start: usize, out: &mut Normalized) {
     if scratch.raw.is_empty() {
         return;
@@ -461,6 +357,15 @@ fn flush(scratch: &mut Scratch, start: usize, out: &mut Normalized) {
 /// Turns one raw word (letters, digits, `*`, `@ $ !`) into its normalised form in `out`.
 fn finish_word(raw: &[char], out: &mut Vec<char>) {
     out.clear();
+    // Fast path: a plain word of one script (most words) only needs case folding.
+    if raw.iter().all(|c| c.is_ascii_alphabetic())
+        || raw.iter().all(|&c| is_cyrillic(c) && is_letter(c))
+    {
+        for &c in raw {
+            push_collapsed(out, fold_case(c));
+        }
+        return;
+    }
     // Symbols at the edges are punctuation, except a leading `@`/`$` before a letter
     // (`$hit`) and a trailing `*` after three or more letters (`fuc*`).
     let mut lo = 0;

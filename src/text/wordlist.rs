@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
-use super::normalize::{normalize, normalize_detailed};
+use super::normalize::{normalize, with_normalized};
 
 /// Why a word list could not be loaded; the message names the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -237,20 +237,23 @@ impl WordList {
     /// All matches in `text`, in text order, one per matched word or phrase; the text is
     /// normalised here.
     pub fn find_all(&self, text: &str) -> Vec<ListMatch> {
-        let normalized = normalize_detailed(text);
-        let found = self.candidates(&normalized.text);
-        self.to_matches(&normalized.text, found, |word_start| {
-            let index = normalized.word_starts.partition_point(|&s| s <= word_start);
-            index
-                .checked_sub(1)
-                .and_then(|i| normalized.original_starts.get(i).copied())
-                .unwrap_or(0)
+        with_normalized(text, |normalized| {
+            let found = self.candidates(&normalized.text);
+            self.to_matches(&normalized.text, found, |word_start| {
+                let index = normalized.word_starts.partition_point(|&s| s <= word_start);
+                index
+                    .checked_sub(1)
+                    .and_then(|i| normalized.original_starts.get(i).copied())
+                    .unwrap_or(0)
+            })
         })
     }
 
     /// Whether anything of the list occurs in `text`.
     pub fn is_match(&self, text: &str) -> bool {
-        !self.candidates(&normalize(text)).is_empty()
+        with_normalized(text, |normalized| {
+            !self.candidates(&normalized.text).is_empty()
+        })
     }
 
     /// Same as [`WordList::find_all`] for text already passed through [`normalize`]
@@ -311,13 +314,18 @@ impl WordList {
                 let Some(list) = inner.by_pattern.get(m.pattern().as_usize()) else {
                     continue;
                 };
-                let word_start = text[..start].rfind(' ').map_or(0, |p| p + 1);
-                let head_end = text[end..].find(' ').map_or(text.len(), |p| end + p);
+                let mut spans: Option<(usize, usize)> = None;
                 for &entry in list {
                     let e = &inner.entries[entry];
                     if !(e.open_start || at_word_start) || !(e.open_end || at_word_end) {
                         continue;
                     }
+                    let (word_start, head_end) = *spans.get_or_insert_with(|| {
+                        (
+                            text[..start].rfind(' ').map_or(0, |p| p + 1),
+                            text[end..].find(' ').map_or(text.len(), |p| end + p),
+                        )
+                    });
                     let Some(word_end) = match_tail(text, head_end, &e.tail) else {
                         continue;
                     };
