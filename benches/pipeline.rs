@@ -13,7 +13,9 @@ use intake::facts::{extract_facts, Envelope, FactsConfig};
 use intake::policy::{evaluate, NoLookups, RuleSet};
 
 fn emls(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.filter_map(Result::ok) {
         let p = e.path();
         if p.is_dir() {
@@ -37,7 +39,16 @@ fn bench(c: &mut Criterion) {
     let lookups: Arc<dyn intake::policy::Lookups> = Arc::new(NoLookups);
     let facts: Vec<_> = raws
         .iter()
-        .map(|r| Arc::new(extract_facts(&intake::parse::parse(r), &Envelope::default(), r.len() as u64, now, &contracts, &cfg)))
+        .map(|r| {
+            Arc::new(extract_facts(
+                &intake::parse::parse(r),
+                &Envelope::default(),
+                r.len() as u64,
+                now,
+                &contracts,
+                &cfg,
+            ))
+        })
         .collect();
 
     let mut g = c.benchmark_group("corpus");
@@ -53,7 +64,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for r in &raws {
                 let p = intake::parse::parse(r);
-                std::hint::black_box(extract_facts(&p, &Envelope::default(), r.len() as u64, now, &contracts, &cfg));
+                std::hint::black_box(extract_facts(
+                    &p,
+                    &Envelope::default(),
+                    r.len() as u64,
+                    now,
+                    &contracts,
+                    &cfg,
+                ));
             }
         })
     });
@@ -68,7 +86,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for r in &raws {
                 let p = intake::parse::parse(r);
-                let f = Arc::new(extract_facts(&p, &Envelope::default(), r.len() as u64, now, &contracts, &cfg));
+                let f = Arc::new(extract_facts(
+                    &p,
+                    &Envelope::default(),
+                    r.len() as u64,
+                    now,
+                    &contracts,
+                    &cfg,
+                ));
                 std::hint::black_box(evaluate(&rules, f, lookups.clone(), &contracts));
             }
         })

@@ -248,6 +248,14 @@ fn check(
             facts.contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
             facts.sender_contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
             facts.ticket_ref, facts.attachments.len())?;
+        let excerpt: String = facts.text_new.chars().take(600).collect();
+        writeln!(
+            out,
+            "text_new ({} of {} bytes):\n  | {}",
+            excerpt.len(),
+            facts.text_new.len(),
+            excerpt.replace('\n', "\n  | ")
+        )?;
         writeln!(out, "rules (revision {}):", evaluation.revision)?;
         for t in &evaluation.trace {
             writeln!(

@@ -102,8 +102,12 @@ fn parse_inner(raw: &[u8]) -> ParsedMail {
         })
         .collect();
     let mut text = String::new();
-    for (i, _) in msg.text_bodies().enumerate() {
-        if let Some(t) = msg.body_text(i) {
+    for (i, part) in msg.text_bodies().enumerate() {
+        let converted = match &part.body {
+            PartType::Html(html) => Some(std::borrow::Cow::Owned(html_to_text(html))),
+            _ => None,
+        };
+        if let Some(t) = converted.or_else(|| msg.body_text(i)) {
             if !text.is_empty() {
                 text.push('\n');
             }
@@ -163,6 +167,109 @@ fn parse_inner(raw: &[u8]) -> ParsedMail {
             .filter(|d| d.is_valid())
             .map(|d| d.to_timestamp()),
     }
+}
+
+/// HTML → plain text that keeps the structure rules look at: line breaks of
+/// block elements and `<pre>`, numbered `<ol>` items ("1. …"), bulleted `<ul>`
+/// items ("- …") and `<blockquote>` quotes as `> ` lines. mail-parser's converter
+/// does the entity decoding and drops head, style and script.
+pub fn html_to_text(html: &str) -> String {
+    mail_parser::decoders::html::html_to_text(&structure_html(html))
+}
+
+fn structure_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + html.len() / 8);
+    let mut lists: Vec<Option<u32>> = Vec::new(); // Some(counter) for <ol>, None for <ul>
+    let mut quote_depth = 0usize;
+    let mut in_pre = false;
+    let mut rest = html;
+    let newline = |out: &mut String, depth: usize| {
+        out.push_str("<br>");
+        for _ in 0..depth {
+            out.push_str("&gt; ");
+        }
+    };
+    while let Some(lt) = rest.find('<') {
+        let text = &rest[..lt];
+        if in_pre || quote_depth > 0 {
+            for (i, line) in text.split('\n').enumerate() {
+                if i > 0 {
+                    if in_pre {
+                        newline(&mut out, quote_depth);
+                    } else {
+                        out.push('\n');
+                    }
+                }
+                out.push_str(line);
+            }
+        } else {
+            out.push_str(text);
+        }
+        rest = &rest[lt..];
+        let Some(gt) = rest.find('>') else {
+            out.push_str(rest);
+            return out;
+        };
+        let tag = &rest[..=gt];
+        rest = &rest[gt + 1..];
+        let inner = tag[1..tag.len() - 1].trim();
+        let closing = inner.starts_with('/');
+        let name: String = inner
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match (name.as_str(), closing) {
+            ("pre", false) => {
+                in_pre = true;
+                newline(&mut out, quote_depth);
+            }
+            ("pre", true) => {
+                in_pre = false;
+                newline(&mut out, quote_depth);
+            }
+            ("blockquote", false) => {
+                quote_depth += 1;
+                newline(&mut out, quote_depth);
+            }
+            ("blockquote", true) => {
+                quote_depth = quote_depth.saturating_sub(1);
+                newline(&mut out, quote_depth);
+            }
+            ("ol", false) => lists.push(Some(0)),
+            ("ul", false) => lists.push(None),
+            ("ol" | "ul", true) => {
+                lists.pop();
+                newline(&mut out, quote_depth);
+            }
+            ("li", false) => {
+                newline(&mut out, quote_depth);
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        *n += 1;
+                        out.push_str(&format!("{n}. "));
+                    }
+                    _ => out.push_str("- "),
+                }
+            }
+            ("div" | "tr" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "hr", _)
+            | ("p", false) => {
+                newline(&mut out, quote_depth);
+            }
+            ("br", _) | ("p", true) => {
+                newline(&mut out, quote_depth);
+                continue;
+            }
+            _ => {}
+        }
+        if !matches!(name.as_str(), "br") {
+            // Keep the tag: mail-parser tracks head/style/script by it.
+            out.push_str(tag);
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn raw_value(raw: &[u8], start: u32, end: u32) -> String {
@@ -245,6 +352,23 @@ mod tests {
         let p = parse(raw);
         assert!(p.text.contains("Hello"));
         assert!(!p.text.contains("<b>"));
+    }
+
+    #[test]
+    fn html_structure_survives_conversion() {
+        let t = html_to_text("<html><head><style>p{margin:0}</style></head><body><p>Steps:</p><ol><li>Boot</li><li>Open EPG</li></ol><pre>10:00:01 ERROR a\n10:00:02 ERROR b</pre><blockquote>old text</blockquote><div>Bye</div></body></html>");
+        let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        assert!(lines.contains(&"1. Boot"), "{lines:?}");
+        assert!(lines.contains(&"2. Open EPG"), "{lines:?}");
+        assert!(lines.contains(&"10:00:01 ERROR a"), "{lines:?}");
+        assert!(lines.contains(&"10:00:02 ERROR b"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with('>') && l.contains("old text")),
+            "{lines:?}"
+        );
+        assert!(!t.contains("margin"), "{t}");
     }
 
     #[test]
