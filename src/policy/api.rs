@@ -77,14 +77,9 @@ pub fn set_rule(rule: &str) {
     });
 }
 
-/// Codes of the findings recorded so far in this evaluation.
-pub fn codes() -> Vec<String> {
-    CTX.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map(|x| x.findings.iter().map(|f| f.code.clone()).collect())
-            .unwrap_or_default()
-    })
+/// Number of findings recorded so far in this evaluation.
+pub fn finding_count() -> usize {
+    CTX.with(|c| c.borrow().as_ref().map(|x| x.findings.len()).unwrap_or(0))
 }
 
 /// The rule running now (for log lines), or `-`.
@@ -334,7 +329,12 @@ pub fn register(engine: &mut Engine) {
         engine.register_get(name, move |m: &mut Msg| m.get(name));
     }
     engine.register_fn("header", |m: &mut Msg, name: &str| -> Dynamic {
-        m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT)
+        m.0.facts
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| s(v))
+            .unwrap_or(Dynamic::UNIT)
     });
     engine.register_fn("headers", |m: &mut Msg, name: &str| -> Array {
         let name = name.to_ascii_lowercase();
@@ -353,6 +353,23 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("has_finding", |code: &str| -> Res<bool> {
         with_ctx(|c| c.findings.iter().any(|f| f.code == code))
+    });
+    engine.register_fn("has_any_finding", |codes: Array| -> Res<bool> {
+        with_ctx(|c| {
+            c.findings
+                .iter()
+                .any(|f| codes.iter().any(|x| x.clone().into_immutable_string().is_ok_and(|s| s == f.code.as_str())))
+        })
+    });
+    engine.register_fn("finding_ticket", |code: &str| -> Res<Dynamic> {
+        with_ctx(|c| {
+            c.findings
+                .iter()
+                .find(|f| f.code == code)
+                .and_then(|f| f.ticket)
+                .map(|t| Dynamic::from_int(t as INT))
+                .unwrap_or(Dynamic::UNIT)
+        })
     });
     engine.register_fn("findings", || -> Res<Array> {
         with_ctx(|c| {

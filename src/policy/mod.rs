@@ -33,6 +33,9 @@ pub struct RuleTrace {
     pub micros: u64,
     pub error: Option<String>,
     pub limit_hit: bool,
+    /// Index range of this rule's findings in the evaluation's list.
+    #[serde(skip)]
+    new_findings: (usize, usize),
 }
 
 /// The result of running a rule set over one message.
@@ -96,12 +99,12 @@ pub fn evaluate(
         let base = scope.len();
         for rule in &set.rules {
             api::set_rule(&rule.id);
-            let before = current_codes();
+            let before = api::finding_count();
             let t0 = Instant::now();
             let res = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
             scope.rewind(base);
             let micros = t0.elapsed().as_micros() as u64;
-            let after = current_codes();
+            let after = api::finding_count();
             let (error, limit_hit) = match res {
                 Ok(_) => (None, false),
                 Err(e) => {
@@ -116,7 +119,8 @@ pub fn evaluate(
             trace.push(RuleTrace {
                 rule: rule.id.clone(),
                 path: rule.path.display().to_string(),
-                findings: after.into_iter().skip(before.len()).collect(),
+                findings: Vec::new(),
+                new_findings: (before, after),
                 micros,
                 error,
                 limit_hit,
@@ -147,6 +151,7 @@ pub fn evaluate(
                 micros,
                 limit_hit: false,
                 error,
+                new_findings: (0, 0),
             });
             out
         };
@@ -155,6 +160,10 @@ pub fn evaluate(
     });
     let ctx = api::install(previous);
     let findings = ctx.map(|c| c.findings).unwrap_or_default();
+    for t in &mut trace {
+        let (a, b) = t.new_findings;
+        t.findings = findings.get(a..b).unwrap_or_default().iter().map(|f| f.code.clone()).collect();
+    }
     let lang = facts.lang.clone();
     let decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
         Some(Ok(d)) => d,
@@ -184,9 +193,6 @@ fn failed(mut findings: Vec<Finding>, errors: &[String], lang: &str) -> Decision
     Decision::policy_error(findings, lang)
 }
 
-fn current_codes() -> Vec<String> {
-    api::codes()
-}
 
 fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
     let map: Map = v

@@ -117,10 +117,14 @@ pub fn tokens(text: &str) -> Vec<String> {
 /// Longest text whose normalisation is remembered per thread.
 const CACHE_MAX: usize = 64 * 1024;
 
+/// How many recent texts each thread remembers.
+const CACHE_ENTRIES: usize = 4;
+
 thread_local! {
-    /// The last text normalised on this thread and its result: scripts test the same
-    /// subject or body against several lists in a row, and this spares re-normalising.
-    static LAST: RefCell<Option<(String, Normalized)>> = const { RefCell::new(None) };
+    /// The last few texts normalised on this thread and their results, most recent
+    /// first: the rules of one message test its subject, its new text and their
+    /// concatenation against several lists, and this spares re-normalising them.
+    static RECENT: RefCell<Vec<(String, Normalized)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on the normalisation of `text`, reusing this thread's previous result when
@@ -129,18 +133,22 @@ pub(crate) fn with_normalized<R>(text: &str, f: impl FnOnce(&Normalized) -> R) -
     if text.len() > CACHE_MAX {
         return f(&normalize_detailed(text));
     }
-    LAST.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
+    RECENT.with(|cell| {
+        let Ok(mut recent) = cell.try_borrow_mut() else {
             return f(&normalize_detailed(text));
         };
-        let hit = matches!(&*slot, Some((last, _)) if last == text);
-        if !hit {
-            *slot = Some((text.to_owned(), normalize_detailed(text)));
+        match recent.iter().position(|(t, _)| t == text) {
+            Some(0) => {}
+            Some(i) => {
+                let entry = recent.remove(i);
+                recent.insert(0, entry);
+            }
+            None => {
+                recent.truncate(CACHE_ENTRIES - 1);
+                recent.insert(0, (text.to_owned(), normalize_detailed(text)));
+            }
         }
-        match &*slot {
-            Some((_, normalized)) => f(normalized),
-            None => f(&normalize_detailed(text)),
-        }
+        f(&recent[0].1)
     })
 }
 
