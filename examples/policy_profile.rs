@@ -13,7 +13,11 @@ use intake::facts::{extract_facts, Envelope, FactsConfig};
 use intake::policy::{evaluate, Lookups, NoLookups, RuleSet};
 
 fn emls(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+    for e in std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
         let p = e.path();
         if p.is_dir() {
             emls(&p, out);
@@ -28,7 +32,10 @@ fn main() {
     let mut files = Vec::new();
     emls(&root.join("fixtures/cases"), &mut files);
     files.sort();
-    let rules = RuleSet::load(&root.join("rules")).unwrap();
+    let rules_dir = std::env::var_os("RULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("rules"));
+    let rules = RuleSet::load(&rules_dir).unwrap();
     let contracts = Contracts::load(&root.join("fixtures/contracts.toml")).unwrap();
     let cfg = FactsConfig::new("Ticket#");
     let now: jiff::Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
@@ -39,7 +46,14 @@ fn main() {
     let mut slowest = Vec::new();
     for f in &files {
         let raw = std::fs::read(f).unwrap();
-        let facts = Arc::new(extract_facts(&intake::parse::parse(&raw), &Envelope::default(), raw.len() as u64, now, &contracts, &cfg));
+        let facts = Arc::new(extract_facts(
+            &intake::parse::parse(&raw),
+            &Envelope::default(),
+            raw.len() as u64,
+            now,
+            &contracts,
+            &cfg,
+        ));
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t0 = Instant::now();
@@ -52,20 +66,36 @@ fn main() {
         times.sort_unstable();
         let m = times[runs / 2];
         medians.push(m);
-        slowest.push((m, f.file_name().unwrap().to_string_lossy().into_owned(), facts.text.len()));
+        slowest.push((
+            m,
+            f.file_name().unwrap().to_string_lossy().into_owned(),
+            facts.text.len(),
+        ));
     }
     medians.sort_unstable();
     let n = medians.len();
     println!("{n} messages, {runs} runs each");
-    println!("median per message: {:.1} µs; p90 {:.1} µs; max {:.1} µs", medians[n / 2] as f64 / 1000.0, medians[n * 9 / 10] as f64 / 1000.0, medians[n - 1] as f64 / 1000.0);
+    println!(
+        "median per message: {:.1} µs; p90 {:.1} µs; max {:.1} µs",
+        medians[n / 2] as f64 / 1000.0,
+        medians[n * 9 / 10] as f64 / 1000.0,
+        medians[n - 1] as f64 / 1000.0
+    );
     let total: u64 = per_rule.values().sum();
     let mut rows: Vec<_> = per_rule.into_iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     for (rule, us) in rows {
-        println!("  {rule:<24} {:>5.1}%  {:>6.1} µs/message", us as f64 * 100.0 / total as f64, us as f64 / (n * runs) as f64);
+        println!(
+            "  {rule:<24} {:>5.1}%  {:>6.1} µs/message",
+            us as f64 * 100.0 / total as f64,
+            us as f64 / (n * runs) as f64
+        );
     }
     slowest.sort_unstable();
     for (m, name, len) in slowest.iter().rev().take(5) {
-        println!("  slow: {:>7.1} µs  {len:>6} B text  {name}", *m as f64 / 1000.0);
+        println!(
+            "  slow: {:>7.1} µs  {len:>6} B text  {name}",
+            *m as f64 / 1000.0
+        );
     }
 }

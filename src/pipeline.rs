@@ -69,9 +69,28 @@ impl Lookups for StoreLookups {
             Vec::new()
         })
     }
-    fn count_from_sender(&self, sender: &str, since: Timestamp, until: Timestamp) -> u64 {
+    fn open_tickets_about(
+        &self,
+        owner_key: &str,
+        subject_norm: &str,
+        since: Timestamp,
+    ) -> Vec<Ticket> {
         self.0
-            .count_from_sender(sender, since, until)
+            .open_tickets_about(owner_key, subject_norm, since)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "open tickets look-up failed");
+                Vec::new()
+            })
+    }
+    fn count_from_sender(
+        &self,
+        sender: &str,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u64,
+    ) -> u64 {
+        self.0
+            .count_from_sender(sender, since, until, limit)
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "sender count failed");
                 0
@@ -294,6 +313,7 @@ impl Pipeline {
             from: facts.from.clone(),
             subject: facts.subject.clone(),
             subject_core: facts.subject_core.clone(),
+            subject_norm: text::normalize(&facts.subject_core),
             client_id: contract.map(|c| c.client_id.clone()),
             lang: d.lang.clone(),
             text_norm,

@@ -83,6 +83,8 @@ pub struct Filing {
     pub from: String,
     pub subject: String,
     pub subject_core: String,
+    /// `normalize(subject_core)`: the key of the duplicate index.
+    pub subject_norm: String,
     pub client_id: Option<String>,
     pub lang: String,
     pub text_norm: String,
@@ -142,7 +144,10 @@ pub struct MessageRecord {
 /// A queued reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxItem {
+    /// Identity of the reply: message sequence number and template (sent log key).
     pub key: Vec<u8>,
+    /// Position in the queue: due time, then `key`; the outbox tree is ordered by it.
+    pub queue_key: Vec<u8>,
     pub seq: u64,
     pub ticket: Option<u64>,
     pub intent: ReplyIntent,
@@ -360,8 +365,31 @@ impl Store {
         owner_key: &str,
         since: Timestamp,
     ) -> Result<Vec<Ticket>, StoreError> {
-        let start = prefixed(owner_key, &[&ts_key(since)]);
-        let end = prefixed(owner_key, &[&[0xff; 16]]);
+        self.open_tickets_in(owner_key, since)
+    }
+
+    /// Open tickets of an owner key with this normalised core subject, created at or
+    /// after `since`: the duplicate look-up, whose cost does not grow with the
+    /// owner's other tickets.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn open_tickets_about(
+        &self,
+        owner_key: &str,
+        subject_norm: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.open_tickets_in(&about_key(owner_key, subject_norm), since)
+    }
+
+    fn open_tickets_in(
+        &self,
+        index_key: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let start = prefixed(index_key, &[&ts_key(since)]);
+        let end = prefixed(index_key, &[&[0xff; 16]]);
         let mut out = Vec::new();
         for item in self.owners.range(start..end) {
             let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
@@ -380,7 +408,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Messages from `sender` stored with a receipt time in `(since, until]`.
+    /// Messages from `sender` stored with a receipt time in `(since, until]`,
+    /// counted up to `limit` (the scan stops there).
     ///
     /// # Errors
     /// Read failures.
@@ -389,6 +418,7 @@ impl Store {
         sender: &str,
         since: Timestamp,
         until: Timestamp,
+        limit: u64,
     ) -> Result<u64, StoreError> {
         let start = prefixed(
             sender,
@@ -400,6 +430,9 @@ impl Store {
         );
         let mut n = 0;
         for item in self.senders.range(start..end) {
+            if n >= limit {
+                break;
+            }
             item.map_err(StoreError::sled("scan senders"))?;
             n += 1;
         }
@@ -420,6 +453,22 @@ impl Store {
             .collect()
     }
 
+    /// The queued reply due first, if it is due at `now`.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn next_due(&self, now: Timestamp) -> Result<Option<OutboxItem>, StoreError> {
+        let Some(first) = self
+            .outbox
+            .first()
+            .map_err(StoreError::sled("read outbox"))?
+        else {
+            return Ok(None);
+        };
+        let item: OutboxItem = dec("outbox", &first.1)?;
+        Ok((item.next_at <= now).then_some(item))
+    }
+
     /// Number of queued replies.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
@@ -429,10 +478,13 @@ impl Store {
     ///
     /// # Errors
     /// Write failures.
-    pub fn reschedule(&self, item: &OutboxItem) -> Result<(), StoreError> {
+    pub fn reschedule(&self, item: &mut OutboxItem) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.remove(item.queue_key.as_slice());
+        item.queue_key = queue_key(item.next_at, &item.key);
+        batch.insert(item.queue_key.as_slice(), enc(item));
         self.outbox
-            .insert(&item.key, enc(item))
-            .map(|_| ())
+            .apply_batch(batch)
             .map_err(StoreError::sled("reschedule"))?;
         self.flush()
     }
@@ -449,7 +501,7 @@ impl Store {
         };
         (&self.outbox, &self.sent)
             .transaction(|(outbox, sent)| {
-                outbox.remove(item.key.as_slice())?;
+                outbox.remove(item.queue_key.as_slice())?;
                 sent.insert(item.key.as_slice(), enc(&rec))?;
                 Ok(())
             })
@@ -520,6 +572,22 @@ impl Store {
     }
 }
 
+/// Index key of an owner's tickets about one normalised core subject.
+fn about_key(owner_key: &str, subject_norm: &str) -> String {
+    let h = blake3::hash(subject_norm.as_bytes());
+    let hex: String = h.as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("about:{owner_key}:{hex}")
+}
+
+fn queue_key(due: Timestamp, key: &[u8]) -> Vec<u8> {
+    let mut k = ts_key(due).to_vec();
+    k.extend_from_slice(key);
+    k
+}
+
 /// Message-IDs are compared without angle brackets and surrounding space.
 pub fn normalise_id(id: &str) -> String {
     id.trim()
@@ -579,23 +647,17 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
                 }],
             };
             tickets.insert(&be(number), enc(&ticket))?;
+            let mut owner_keys = Vec::with_capacity(2);
             if let Some(c) = &f.client_id {
-                owners.insert(
-                    prefixed(
-                        &format!("client:{c}"),
-                        &[&ts_key(f.received_at), &be(number)],
-                    ),
-                    &[],
-                )?;
+                owner_keys.push(format!("client:{c}"));
             }
             if !f.from.is_empty() {
-                owners.insert(
-                    prefixed(
-                        &format!("sender:{}", f.from),
-                        &[&ts_key(f.received_at), &be(number)],
-                    ),
-                    &[],
-                )?;
+                owner_keys.push(format!("sender:{}", f.from));
+            }
+            for owner in owner_keys {
+                let when = [&ts_key(f.received_at)[..], &be(number)[..]];
+                owners.insert(prefixed(&about_key(&owner, &f.subject_norm), &when), &[])?;
+                owners.insert(prefixed(&owner, &when), &[])?;
             }
             decision.status = Some(status);
             Some(number)
@@ -648,18 +710,20 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
             let id = format!("intake.{seq}.{}@{}", intent.template, f.reply_domain);
             let mut key = be(seq).to_vec();
             key.extend_from_slice(intent.template.as_bytes());
+            let next_at = f.received_at.min(Timestamp::now());
             let item = OutboxItem {
-                key: key.clone(),
+                queue_key: queue_key(next_at, &key),
+                key,
                 seq,
                 ticket: ticket_number,
                 intent: intent.clone(),
                 message_id: id.clone(),
                 attempts: 0,
-                next_at: f.received_at.min(Timestamp::now()),
+                next_at,
                 last_error: None,
                 queued_at: f.received_at,
             };
-            outbox.insert(key, enc(&item))?;
+            outbox.insert(item.queue_key.as_slice(), enc(&item))?;
             if let Some(n) = ticket_number {
                 thread.insert(id.as_bytes(), &be(n))?;
             }
@@ -847,6 +911,7 @@ mod tests {
             from: "a@b.ru".into(),
             subject: "s".into(),
             subject_core: "s".into(),
+            subject_norm: "s".into(),
             client_id: Some("MI-1".into()),
             lang: "ru".into(),
             text_norm: "t".into(),
@@ -928,11 +993,33 @@ mod tests {
         store.apply(&filing("a", Outcome::Create, None)).unwrap();
         let t0: Timestamp = "2026-11-24T09:00:00Z".parse().unwrap();
         assert_eq!(store.open_tickets("client:MI-1", t0).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .open_tickets_about("client:MI-1", "s", t0)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .open_tickets_about("client:MI-1", "other", t0)
+                .unwrap()
+                .len(),
+            0
+        );
         assert_eq!(store.open_tickets("client:MI-2", t0).unwrap().len(), 0);
         let later: Timestamp = "2026-11-24T11:00:00Z".parse().unwrap();
         assert_eq!(store.open_tickets("sender:a@b.ru", later).unwrap().len(), 0);
-        assert_eq!(store.count_from_sender("a@b.ru", t0, later).unwrap(), 1);
-        assert_eq!(store.count_from_sender("a@b.ru", later, later).unwrap(), 0);
+        assert_eq!(
+            store.count_from_sender("a@b.ru", t0, later, 100).unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .count_from_sender("a@b.ru", later, later, 100)
+                .unwrap(),
+            0
+        );
     }
 
     #[test]

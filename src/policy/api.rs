@@ -27,8 +27,21 @@ pub trait Lookups: Send + Sync {
     fn ticket_for_message_id(&self, id: &str) -> Option<u64>;
     /// Open tickets of `client:ID` or `sender:ADDR` created since `since`.
     fn open_tickets(&self, owner_key: &str, since: Timestamp) -> Vec<Ticket>;
-    /// Messages from `sender` received in `(since, until]`.
-    fn count_from_sender(&self, sender: &str, since: Timestamp, until: Timestamp) -> u64;
+    /// Open tickets of `client:ID` or `sender:ADDR` with this normalised core subject.
+    fn open_tickets_about(
+        &self,
+        owner_key: &str,
+        subject_norm: &str,
+        since: Timestamp,
+    ) -> Vec<Ticket>;
+    /// Messages from `sender` received in `(since, until]`, counted up to `limit`.
+    fn count_from_sender(
+        &self,
+        sender: &str,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u64,
+    ) -> u64;
 }
 
 /// Look-ups against an empty store (lint, unit tests).
@@ -44,7 +57,10 @@ impl Lookups for NoLookups {
     fn open_tickets(&self, _: &str, _: Timestamp) -> Vec<Ticket> {
         Vec::new()
     }
-    fn count_from_sender(&self, _: &str, _: Timestamp, _: Timestamp) -> u64 {
+    fn open_tickets_about(&self, _: &str, _: &str, _: Timestamp) -> Vec<Ticket> {
+        Vec::new()
+    }
+    fn count_from_sender(&self, _: &str, _: Timestamp, _: Timestamp, _: u64) -> u64 {
         0
     }
 }
@@ -293,6 +309,22 @@ fn flag(code: &str, detail: &str, ticket: Option<u64>) -> Res<()> {
     })
 }
 
+fn owner_key(owner: &str) -> String {
+    if owner.contains('@') {
+        format!("sender:{}", owner.to_lowercase())
+    } else {
+        format!("client:{}", owner.to_ascii_uppercase())
+    }
+}
+
+fn messages_last_hour(sender: &str, limit: u64) -> Res<INT> {
+    with_ctx(|c| {
+        let since = c.now - jiff::SignedDuration::from_hours(1);
+        c.lookups
+            .count_from_sender(&sender.to_lowercase(), since, c.now, limit) as INT
+    })
+}
+
 static REGEX_CACHE: std::sync::LazyLock<
     std::sync::RwLock<std::collections::HashMap<String, Arc<regex::Regex>>>,
 > = std::sync::LazyLock::new(Default::default);
@@ -356,9 +388,13 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("has_any_finding", |codes: Array| -> Res<bool> {
         with_ctx(|c| {
-            c.findings
-                .iter()
-                .any(|f| codes.iter().any(|x| x.clone().into_immutable_string().is_ok_and(|s| s == f.code.as_str())))
+            c.findings.iter().any(|f| {
+                codes.iter().any(|x| {
+                    x.clone()
+                        .into_immutable_string()
+                        .is_ok_and(|s| s == f.code.as_str())
+                })
+            })
         })
     });
     engine.register_fn("finding_ticket", |code: &str| -> Res<Dynamic> {
@@ -502,26 +538,34 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("open_tickets", |owner: &str, days: INT| -> Res<Array> {
         with_ctx(|c| {
-            let key = if owner.contains('@') {
-                format!("sender:{}", owner.to_lowercase())
-            } else {
-                format!("client:{}", owner.to_ascii_uppercase())
-            };
             let since = c.now - jiff::SignedDuration::from_hours(24 * days.max(0));
             c.lookups
-                .open_tickets(&key, since)
+                .open_tickets(&owner_key(owner), since)
                 .iter()
                 .filter(|t| t.created_at <= c.now)
                 .map(|t| ticket_map(t, c.now))
                 .collect()
         })
     });
+    engine.register_fn(
+        "open_tickets_about",
+        |owner: &str, subject: &str, days: INT| -> Res<Array> {
+            with_ctx(|c| {
+                let since = c.now - jiff::SignedDuration::from_hours(24 * days.max(0));
+                c.lookups
+                    .open_tickets_about(&owner_key(owner), &text::normalize(subject), since)
+                    .iter()
+                    .filter(|t| t.created_at <= c.now)
+                    .map(|t| ticket_map(t, c.now))
+                    .collect()
+            })
+        },
+    );
     engine.register_fn("messages_last_hour", |sender: &str| -> Res<INT> {
-        with_ctx(|c| {
-            let since = c.now - jiff::SignedDuration::from_hours(1);
-            c.lookups
-                .count_from_sender(&sender.to_lowercase(), since, c.now) as INT
-        })
+        messages_last_hour(sender, 10_000)
+    });
+    engine.register_fn("messages_last_hour", |sender: &str, max: INT| -> Res<INT> {
+        messages_last_hour(sender, u64::try_from(max).unwrap_or(0))
     });
     engine.register_fn("now", || -> Res<INT> {
         with_ctx(|c| c.now.as_second() as INT)

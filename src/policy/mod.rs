@@ -162,7 +162,12 @@ pub fn evaluate(
     let findings = ctx.map(|c| c.findings).unwrap_or_default();
     for t in &mut trace {
         let (a, b) = t.new_findings;
-        t.findings = findings.get(a..b).unwrap_or_default().iter().map(|f| f.code.clone()).collect();
+        t.findings = findings
+            .get(a..b)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.code.clone())
+            .collect();
     }
     let lang = facts.lang.clone();
     let decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
@@ -192,7 +197,6 @@ fn failed(mut findings: Vec<Finding>, errors: &[String], lang: &str) -> Decision
     });
     Decision::policy_error(findings, lang)
 }
-
 
 fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
     let map: Map = v

@@ -251,7 +251,7 @@ mod tests {
     fn syntax_errors_carry_file_line_col() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("decide.rhai"), "#{ outcome: \"create\" }").unwrap();
-        std::fs::write(dir.path().join("10-bad.rhai"), "let x = 1;\nif x > { }\n").unwrap();
+        std::fs::write(dir.path().join("10-bad.rhai"), "let x = 1;\nlet y = ;\n").unwrap();
         let err = RuleSet::load(dir.path()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("10-bad.rhai:2:"), "{text}");

@@ -165,15 +165,13 @@ impl Outbox {
     pub async fn deliver_one(&self) -> Delivery {
         let _one_at_a_time = self.busy.lock().await;
         let now = Timestamp::now();
-        let items = match self.store.outbox_items() {
-            Ok(items) => items,
+        let mut item = match self.store.next_due(now) {
+            Ok(Some(item)) => item,
+            Ok(None) => return Delivery::Idle,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
                 return Delivery::Idle;
             }
-        };
-        let Some(mut item) = items.into_iter().find(|i| i.next_at <= now) else {
-            return Delivery::Idle;
         };
         let id = item.message_id.clone();
         let result = match self.build(&item) {
@@ -200,7 +198,7 @@ impl Outbox {
                     Timestamp::now() + jiff::SignedDuration::try_from(backoff).unwrap_or_default();
                 item.next_at = retry_at;
                 item.last_error = Some(error.clone());
-                if let Err(e) = self.store.reschedule(&item) {
+                if let Err(e) = self.store.reschedule(&mut item) {
                     tracing::error!(message_id = %id, error = %e, "cannot reschedule reply");
                 }
                 tracing::warn!(message_id = %id, attempts = item.attempts, error = %error, "reply deferred");
