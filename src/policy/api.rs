@@ -386,6 +386,12 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("has_finding", |code: &str| -> Res<bool> {
         with_ctx(|c| c.findings.iter().any(|f| f.code == code))
     });
+    engine.register_fn("has_any_finding", |a: &str, b: &str| -> Res<bool> {
+        with_ctx(|c| c.findings.iter().any(|f| f.code == a || f.code == b))
+    });
+    engine.register_fn("has_any_finding", |a: &str, b: &str, d: &str| -> Res<bool> {
+        with_ctx(|c| c.findings.iter().any(|f| f.code == a || f.code == b || f.code == d))
+    });
     engine.register_fn("has_any_finding", |codes: Array| -> Res<bool> {
         with_ctx(|c| {
             c.findings.iter().any(|f| {
