@@ -352,12 +352,7 @@ pub fn register(engine: &mut Engine) {
         engine.register_get(name, move |m: &mut Msg| m.get(index));
     }
     engine.register_fn("header", |m: &mut Msg, name: &str| -> Dynamic {
-        m.0.facts
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| s(v))
-            .unwrap_or(Dynamic::UNIT)
+        m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT)
     });
     engine.register_fn("headers", |m: &mut Msg, name: &str| -> Array {
         let name = name.to_ascii_lowercase();
