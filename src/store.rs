@@ -285,11 +285,14 @@ impl Store {
     }
 
     /// Whether the database answers reads and writes (for `/readyz`).
+    ///
+    /// The probe is flushed: a full or read-only disk only shows when sled writes.
     pub fn check(&self) -> Result<(), StoreError> {
         self.meta
             .insert(b"ready_probe", &be(Timestamp::now().as_second() as u64))
             .map(|_| ())
-            .map_err(StoreError::sled("probe"))
+            .map_err(StoreError::sled("probe"))?;
+        self.flush()
     }
 
     /// The message filed under a dedup key, if any.
