@@ -428,7 +428,9 @@ fn submit(
         if v.is_finite() && v > 0.0 && v <= 86_400.0 {
             Ok(Duration::from_secs_f64(v))
         } else {
-            Err(format!("--{name} must be between 0 and 86400 seconds, not {v}"))
+            Err(format!(
+                "--{name} must be between 0 and 86400 seconds, not {v}"
+            ))
         }
     };
     let (connect_timeout, timeout) = match (

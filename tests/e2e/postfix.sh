@@ -80,6 +80,7 @@ mydestination =
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
+maillog_file_prefixes = $work
 maillog_file = $work/maillog
 smtpd_tls_security_level = none
 smtp_tls_security_level = none

@@ -65,7 +65,9 @@ pub fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     out.push(("NUL bytes in headers", nul_head));
     let mut m = multipart("many");
     for i in 0..5000 {
-        m.push_str(&format!("--many\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"));
+        m.push_str(&format!(
+            "--many\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+        ));
     }
     m.push_str("--many--\r\n");
     out.push(("thousands of parts", m.into_bytes()));
@@ -100,7 +102,9 @@ pub fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     ));
     out.push((
         "binary garbage",
-        (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(),
+        (0..8192u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect(),
     ));
     out.push((
         "only a signature",

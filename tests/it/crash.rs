@@ -111,7 +111,10 @@ fn sigkill_under_load_loses_nothing_and_files_nothing_twice() {
         seq += 1;
     }
     for later in seq..seq + 20 {
-        assert!(store.message(later).unwrap().is_none(), "hole before {later}");
+        assert!(
+            store.message(later).unwrap().is_none(),
+            "hole before {later}"
+        );
     }
     let mut acked_tickets = std::collections::HashSet::new();
     for (n, body) in &acked {
@@ -136,7 +139,11 @@ fn sigkill_under_load_loses_nothing_and_files_nothing_twice() {
         .filter_map(|m| m.decision.ticket)
         .collect();
     let max = created.iter().copied().max().unwrap();
-    assert_eq!(created.len() as u64, max - 100_000, "ticket numbers have gaps");
+    assert_eq!(
+        created.len() as u64,
+        max - 100_000,
+        "ticket numbers have gaps"
+    );
     for t in 100_001..=max {
         assert!(store.ticket(t).unwrap().is_some(), "ticket {t} missing");
     }

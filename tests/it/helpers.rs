@@ -211,7 +211,11 @@ pub fn config_with(opts: &Options, data: &Path, extra: &[(&str, &str)]) -> Confi
     if let Some(m) = opts.max_body {
         env.push(("INTAKE__HTTP__MAX_BODY".to_owned(), m.to_owned()));
     }
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Config::load_from(None, &env).unwrap()
 }
 

@@ -10,4 +10,5 @@ mod outbox;
 mod process;
 mod redelivery;
 mod rules;
+mod storage;
 mod submit;

@@ -62,10 +62,7 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("intake binary starts");
-        let mut server = ServerProcess {
-            port,
-            child,
-        };
+        let mut server = ServerProcess { port, child };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {

@@ -64,10 +64,16 @@ async fn each_message_posted_twice_concurrently_is_filed_once() {
     let mut first_filings = 0;
     for (i, pair) in answers.iter() {
         assert_eq!(pair.len(), 2, "message {i}");
-        assert_eq!(pair[0]["ticket"], pair[1]["ticket"], "message {i}: {pair:?}");
+        assert_eq!(
+            pair[0]["ticket"], pair[1]["ticket"],
+            "message {i}: {pair:?}"
+        );
         assert_eq!(pair[0]["outcome"], pair[1]["outcome"]);
         first_filings += pair.iter().filter(|b| b["redelivery"] != true).count();
-        assert!(pair.iter().any(|b| b["redelivery"] == true), "message {i}: {pair:?}");
+        assert!(
+            pair.iter().any(|b| b["redelivery"] == true),
+            "message {i}: {pair:?}"
+        );
         assert!(tickets.insert(pair[0]["ticket"].as_u64().expect("a ticket")));
     }
     assert_eq!(first_filings, n, "exactly one filing per message");
@@ -78,6 +84,9 @@ async fn each_message_posted_twice_concurrently_is_filed_once() {
         "no extra ticket"
     );
     assert!(store.message(n as u64).unwrap().is_some());
-    assert!(store.message(n as u64 + 1).unwrap().is_none(), "no extra message");
+    assert!(
+        store.message(n as u64 + 1).unwrap().is_none(),
+        "no extra message"
+    );
     assert_eq!(store.outbox_len(), n, "one reply per message");
 }

@@ -73,7 +73,12 @@ async fn refused_token_exits_77() {
     let dir = tempfile::tempdir().unwrap();
     let tf = token_file(dir.path(), "not-the-token");
     let (code, err, _) = run(
-        vec!["--url".into(), app.url("/v1/messages"), "--token-file".into(), tf],
+        vec![
+            "--url".into(),
+            app.url("/v1/messages"),
+            "--token-file".into(),
+            tf,
+        ],
         clean_ru("submit-77@telecom-sever.ru"),
     )
     .await;
@@ -94,7 +99,12 @@ async fn message_refused_as_malformed_exits_65() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let tf = token_file(dir.path(), GATEWAY);
-    let base = vec!["--url".into(), app.url("/v1/messages"), "--token-file".into(), tf];
+    let base = vec![
+        "--url".into(),
+        app.url("/v1/messages"),
+        "--token-file".into(),
+        tf,
+    ];
     let mut big = clean_ru("big@telecom-sever.ru");
     big.extend_from_slice("Лог:\r\n".repeat(500).as_bytes());
     let (code, err, _) = run(base.clone(), big).await;
@@ -148,7 +158,10 @@ async fn silent_server_times_out_with_75() {
     .await;
     assert_eq!(code, 75, "{err}");
     one_line(&err);
-    assert!(took < Duration::from_secs(4), "the total timeout holds: {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the total timeout holds: {took:?}"
+    );
     held.join().unwrap();
 }
 
