@@ -508,7 +508,7 @@ fn submit(
                 ),
                 _ if status >= 500 || status == 429 || status == 408 => fail(
                     sysexits::TEMPFAIL,
-                    format!("service unavailable ({status}): {why}; retry later"),
+                    format!("service unavailable ({status}), retry later: {why}"),
                 ),
                 _ => fail(
                     sysexits::SOFTWARE,
