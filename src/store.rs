@@ -914,13 +914,22 @@ impl Committer {
     /// The transaction or the flush failed; the committer is gone.
     pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sender = self.tx.clone();
-        // The channel is bounded: block a pool thread, not the async worker, when full.
-        let sent = tokio::task::spawn_blocking(move || sender.send((filing, tx)).is_ok())
-            .await
-            .unwrap_or(false);
-        if !sent {
-            return Err(Arc::new(StoreError::CommitterGone));
+        // Usually there is room: no thread hop. The channel is bounded: when it is
+        // full, block a pool thread, not the async worker.
+        match self.tx.try_send((filing, tx)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(Arc::new(StoreError::CommitterGone))
+            }
+            Err(mpsc::TrySendError::Full(item)) => {
+                let sender = self.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || sender.send(item).is_ok())
+                    .await
+                    .unwrap_or(false);
+                if !sent {
+                    return Err(Arc::new(StoreError::CommitterGone));
+                }
+            }
         }
         rx.await
             .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
