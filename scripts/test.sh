@@ -24,4 +24,5 @@ fi
 
 # End to end through a real Postfix (pipe transport → intake submit → intake →
 # reply through Postfix to a mailbox). Needs root; skipped with a message otherwise.
-tests/e2e/postfix.sh
+# The binary the test build just made (same features as the tests: no rebuild).
+tests/e2e/postfix.sh target/debug/intake
