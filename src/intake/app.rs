@@ -153,6 +153,12 @@ impl App {
             clock,
             tag_prefix: config.tag_prefix.clone(),
         });
+        let portal = web::Data::new(crate::portal::Portal::new(
+            &state.pipeline,
+            state.outbox.wake.clone(),
+            state.clock.clone(),
+            config,
+        )?);
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -160,7 +166,10 @@ impl App {
         let mut server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(data.clone())
+                .app_data(portal.clone())
                 .configure(super::handlers::configure)
+                .configure(super::tickets::configure)
+                .configure(crate::portal::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(30))
         .shutdown_timeout(10);
