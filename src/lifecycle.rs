@@ -485,9 +485,12 @@ pub fn notification(
     if let Some(from) = event.from {
         vars.insert("previous_status".to_owned(), from.as_str().to_owned());
     }
-    if let (true, Some(note)) = (public_note, &event.note) {
-        vars.insert("note".to_owned(), note.clone());
-    }
+    // Always present (templates run with strict undefined); empty unless public.
+    let note = match (public_note, &event.note) {
+        (true, Some(note)) => note.clone(),
+        _ => String::new(),
+    };
+    vars.insert("note".to_owned(), note);
     Some(item_for(
         t,
         "status",
@@ -790,7 +793,7 @@ mod tests {
         let item = notification(&t, &e, &p, false, "v.example").unwrap();
         assert_eq!(item.intent.template, "status_changed");
         assert_eq!(item.intent.vars["status"], "resolved");
-        assert!(!item.intent.vars.contains_key("note"));
+        assert_eq!(item.intent.vars["note"], "");
         let item = notification(&t, &e, &p, true, "v.example").unwrap();
         assert_eq!(item.intent.vars["note"], "fixed");
         // The client's own reopen is not announced to them.

@@ -222,6 +222,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        TestApp::spawn_with_clock(opts, Arc::new(jiff::Timestamp::now)).await
+    }
+
+    /// As [`TestApp::spawn_with`], with an injected clock (time of receipt, SLA, expiry).
+    pub async fn spawn_with_clock(opts: Options, clock: intake::intake::Clock) -> TestApp {
         init_logs();
         let (tmp, data) = match &opts.data {
             Some(d) => (None, d.clone()),
@@ -235,7 +240,7 @@ impl TestApp {
         // A previous instance on the same directory may still be letting go of sled's lock.
         let deadline = Instant::now() + Duration::from_secs(10);
         let app = loop {
-            match App::build(&cfg, Arc::new(jiff::Timestamp::now)) {
+            match App::build(&cfg, clock.clone()) {
                 Ok(app) => break app,
                 Err(e) if Instant::now() < deadline && format!("{e:#}").contains("lock") => {
                     tokio::time::sleep(Duration::from_millis(50)).await;

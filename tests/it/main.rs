@@ -4,5 +4,8 @@
 mod corpus;
 mod helpers;
 mod hook;
+mod lifecycle;
 mod outbox;
+mod portal;
+mod portal_browser;
 mod rules;
