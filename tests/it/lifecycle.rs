@@ -379,3 +379,55 @@ async fn resolved_tickets_leave_duplicate_detection() {
     );
     assert_eq!(d["ticket"], 100002);
 }
+
+#[test]
+fn lifecycle_templates_render_in_both_languages() {
+    use intake::reply::render::{ReplyContext, Templates};
+    let t = Templates::load(&repo().join("rules/templates")).unwrap();
+    for lang in ["ru", "en"] {
+        for status in [
+            "new",
+            "needs_info",
+            "open",
+            "escalated",
+            "resolved",
+            "closed",
+        ] {
+            for note in ["", "Firmware 3.2.2 fixes it."] {
+                let mut ctx = ReplyContext {
+                    ticket: Some(100001),
+                    tag: "[Ticket#100001]".into(),
+                    subject: "EPG".into(),
+                    lang: lang.into(),
+                    ..ReplyContext::default()
+                };
+                ctx.vars.insert("status".into(), status.into());
+                ctx.vars.insert("previous_status".into(), "open".into());
+                ctx.vars.insert("note".into(), note.into());
+                let r = t.render(lang, "status_changed", &ctx).unwrap();
+                assert!(r.subject.starts_with("[Ticket#100001]"), "{}", r.subject);
+                assert_eq!(r.body.contains("Firmware 3.2.2"), !note.is_empty());
+            }
+        }
+        let mut ctx = ReplyContext {
+            tag: "[Ticket#100001]".into(),
+            lang: lang.into(),
+            ..ReplyContext::default()
+        };
+        ctx.vars.insert("text".into(), "Hello".into());
+        ctx.vars.insert("author".into(), "Anna".into());
+        ctx.vars
+            .insert("url".into(), "https://x/portal/auth/abc".into());
+        ctx.vars.insert("minutes".into(), "20".into());
+        assert!(t
+            .render(lang, "staff_reply", &ctx)
+            .unwrap()
+            .body
+            .contains("Hello"));
+        assert!(t
+            .render(lang, "portal_link", &ctx)
+            .unwrap()
+            .body
+            .contains("https://x/portal/auth/abc"));
+    }
+}
