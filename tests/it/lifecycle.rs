@@ -160,7 +160,11 @@ async fn status_changes_notify_the_client_as_the_policy_says() {
     );
     let got = smtp.received_parsed();
     assert_eq!(got.len(), before + 1);
-    let m = got.last().unwrap();
+    // Maildir file names do not keep the order of arrival: find by Message-ID.
+    let m = got
+        .iter()
+        .find(|m| m.header("message-id") == Some(&format!("<{id}>")))
+        .expect("notification delivered");
     assert_eq!(m.to, "i.petrov@telecom-sever.ru");
     assert!(m.subject.contains("[Ticket#100001]"), "{}", m.subject);
     assert!(m.subject.contains("решён"), "{}", m.subject);
@@ -169,14 +173,17 @@ async fn status_changes_notify_the_client_as_the_policy_says() {
         "{}",
         m.body
     );
-    assert_eq!(m.header("message-id").unwrap(), format!("<{id}>"));
     assert_eq!(m.header("in-reply-to").unwrap(), "<lc-n1@telecom-sever.ru>");
     // A private note stays internal.
     set_status(&app, 100001, "closed", "secret internal remark");
     app.drain_outbox().await;
     let got = smtp.received_parsed();
     assert_eq!(got.len(), before + 2);
-    assert!(!got.last().unwrap().body.contains("secret internal remark"));
+    let closed = got
+        .iter()
+        .find(|m| m.subject.contains("закрыт"))
+        .expect("closing notification");
+    assert!(!closed.body.contains("secret internal remark"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,8 +365,11 @@ async fn a_follow_up_reopens_a_resolved_ticket_within_the_period_and_links_after
     assert_eq!(old["status"], "resolved");
     // The reply explains the link.
     app.drain_outbox().await;
-    let m = smtp.received_parsed().into_iter().last().unwrap();
-    assert!(m.subject.contains("[Ticket#100002]"), "{}", m.subject);
+    let m = smtp
+        .received_parsed()
+        .into_iter()
+        .find(|m| m.subject.contains("[Ticket#100002]"))
+        .expect("reply to the new ticket");
     assert!(m.body.contains("100001"), "{}", m.body);
 }
 

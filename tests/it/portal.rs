@@ -113,12 +113,17 @@ pub fn csrf_of(body: &str) -> String {
 
 /// The path of the sign-in link in the latest mail to `to`.
 pub fn link_path(smtp: &SmtpServer, to: &str) -> String {
+    // Maildir file names do not keep the order of arrival: take the one sent last.
     let m = smtp
         .received_parsed()
         .into_iter()
-        .filter(|m| m.to == to)
-        .last()
-        .unwrap_or_else(|| panic!("no mail to {to}"));
+        .filter(|m| m.to == to && m.body.contains("/portal/auth/"))
+        .max_by_key(|m| {
+            m.header("date")
+                .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
+                .map(|z| z.timestamp())
+        })
+        .unwrap_or_else(|| panic!("no sign-in mail to {to}"));
     let at = m.body.find("/portal/auth/").expect("link in the mail");
     m.body[at..at + "/portal/auth/".len() + 64].to_owned()
 }
