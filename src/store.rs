@@ -637,7 +637,7 @@ impl Store {
                 out.push(t);
             }
         }
-        out.sort_by(|a, b| b.number.cmp(&a.number));
+        out.sort_by_key(|t| std::cmp::Reverse(t.number));
         out.dedup_by_key(|t| t.number);
         Ok(out)
     }

@@ -16,6 +16,8 @@
 
 mod auth;
 mod pages;
+mod signin;
+mod tickets;
 
 use std::path::Path;
 use std::sync::Arc;
