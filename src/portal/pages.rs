@@ -181,6 +181,7 @@ struct LangQuery {
 
 pub(super) fn cookie<'c>(
     portal: &Portal,
+    req: &HttpRequest,
     name: &'c str,
     value: String,
     age: Option<CookieAge>,
@@ -188,7 +189,8 @@ pub(super) fn cookie<'c>(
     let mut c = Cookie::build(name, value)
         .path("/portal")
         .http_only(true)
-        .secure(portal.tls())
+        // Secure when the portal is served over TLS (configured URL or this request).
+        .secure(portal.tls() || req.connection_info().scheme() == "https")
         .same_site(if name == SESSION_COOKIE {
             // Lax: the portal link in an email (a cross-site top-level GET) still
             // finds the session; every state change is a POST with a CSRF token.
@@ -224,6 +226,7 @@ impl<'a> Page<'a> {
         if from_query {
             self.cookies.push(cookie(
                 self.portal,
+                self.req,
                 LANG_COOKIE,
                 l.to_owned(),
                 Some(CookieAge::days(365)),
@@ -301,7 +304,7 @@ pub(super) fn pre_csrf(portal: &Portal, req: &HttpRequest, page: &mut Page<'_>) 
         _ => {
             let t = super::auth::random_token();
             page.cookies
-                .push(cookie(portal, CSRF_COOKIE, t.clone(), None));
+                .push(cookie(portal, req, CSRF_COOKIE, t.clone(), None));
             t
         }
     }

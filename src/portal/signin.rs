@@ -168,13 +168,20 @@ pub(super) async fn redeem(
     let mut resp = redirect("/portal/tickets");
     let c = cookie(
         &portal,
+        &req,
         SESSION_COOKIE,
         token,
         Some(CookieAge::seconds(SESSION_TTL.as_secs() as i64)),
     );
     resp.add_cookie(&c)
         .map_err(|e| PortalError::Internal(e.to_string()))?;
-    let lang_cookie = cookie(&portal, LANG_COOKIE, grant.lang, Some(CookieAge::days(365)));
+    let lang_cookie = cookie(
+        &portal,
+        &req,
+        LANG_COOKIE,
+        grant.lang,
+        Some(CookieAge::days(365)),
+    );
     resp.add_cookie(&lang_cookie)
         .map_err(|e| PortalError::Internal(e.to_string()))?;
     Ok(resp)
@@ -199,7 +206,7 @@ pub(super) async fn logout(
     let auth = portal.auth.clone();
     blocking(move || auth.end_session(&token)).await?;
     let mut resp = redirect("/portal");
-    let mut gone = cookie(&portal, SESSION_COOKIE, String::new(), None);
+    let mut gone = cookie(&portal, &req, SESSION_COOKIE, String::new(), None);
     gone.make_removal();
     resp.add_cookie(&gone)
         .map_err(|e| PortalError::Internal(e.to_string()))?;

@@ -405,3 +405,32 @@ async fn admin_revokes_an_addresses_sessions() {
     assert_eq!(body["revoked"], 1);
     assert_eq!(c.get(&app.url("/portal/tickets")).status, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_served_over_tls() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(smtp.port).await;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    // As behind a TLS-terminating proxy.
+    let resp = agent
+        .get(&app.url("/portal"))
+        .header("X-Forwarded-Proto", "https")
+        .call()
+        .unwrap();
+    let csrf = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("intake_csrf="))
+        .expect("csrf cookie")
+        .to_owned();
+    assert!(csrf.contains("Secure"), "{csrf}");
+    assert!(
+        csrf.contains("HttpOnly") && csrf.contains("SameSite=Strict"),
+        "{csrf}"
+    );
+}
