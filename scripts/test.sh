@@ -2,7 +2,7 @@
 # The whole test suite on a fresh machine: installs what the tests need (aiosmtpd,
 # the real SMTP server the integration tests talk to on loopback), then runs every
 # unit test, the integration tests (real HTTP server, real sled directory, real SMTP
-# server) and the fixture corpus.
+# server, the portal in a real headless Chromium) and the fixture corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,15 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     echo "installing aiosmtpd (SMTP server for the integration tests)" >&2
     python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages aiosmtpd
+fi
+
+# The portal's browser tests drive Debian's Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "installing chromium and chromium-driver (portal browser tests)" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
 # The benchmarks must keep compiling (they are run by hand: cargo bench).

@@ -385,6 +385,7 @@ fn lint(dir: &Path) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            problems.extend(crate::portal::lint_rules(dir, &set));
             for p in &problems {
                 println!("{p}");
             }

@@ -110,6 +110,10 @@ pub struct Decision {
     pub ticket: Option<u64>,
     /// Language of the reply (`ru`/`en`).
     pub lang: String,
+    /// For `create`: an earlier ticket the new one continues (a follow-up on a
+    /// ticket closed too long ago to reopen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u64>,
 }
 
 impl Decision {
@@ -122,6 +126,7 @@ impl Decision {
             reply: Some("created".to_owned()),
             ticket: None,
             lang: lang.to_owned(),
+            link: None,
         }
     }
 
@@ -144,6 +149,8 @@ pub enum DecisionError {
         "decide returned status {status} for outcome create (new, needs_info or needs_review)"
     )]
     CreateStatus { status: &'static str },
+    #[error("decide returned status {status} for outcome append (only new or open: a client's answer resumes or reopens a ticket)")]
+    AppendStatus { status: &'static str },
 }
 
 /// Raw fields of a decide script's answer, before validation.
@@ -154,6 +161,8 @@ pub struct RawDecision {
     pub reply: Option<String>,
     pub ticket: Option<u64>,
     pub lang: Option<String>,
+    /// `create` only: the earlier ticket the new one links to.
+    pub link: Option<u64>,
 }
 
 /// Validates what the decide script returned.
@@ -186,7 +195,17 @@ pub fn validate(
                     outcome: outcome.as_str(),
                 });
             }
-            None // the stored ticket's status is reported after the write
+            // The status a client's follow-up moves the ticket to (resume or
+            // reopen); the store applies it only if the lifecycle allows it from
+            // the ticket's status at write time. The stored ticket's status is
+            // reported after the write.
+            match (outcome, status) {
+                (Outcome::Append, Some(s @ (Status::New | Status::Open))) => Some(s),
+                (Outcome::Append, Some(s)) => {
+                    return Err(DecisionError::AppendStatus { status: s.as_str() })
+                }
+                _ => None,
+            }
         }
         Outcome::Reject | Outcome::Ignore => None,
     };
@@ -205,6 +224,11 @@ pub fn validate(
         reply: raw.reply.filter(|r| !r.is_empty() && r != "none"),
         ticket,
         lang,
+        link: if outcome == Outcome::Create {
+            raw.link
+        } else {
+            None
+        },
     })
 }
 

@@ -12,8 +12,10 @@
 //! - [`store`]: sled trees, one transaction per message, group commit
 //! - [`reply`]: templates → rendered replies; the SMTP outbox worker
 //! - [`sla`]: reaction and in-work due times on a business calendar
+//! - [`lifecycle`]: statuses and transitions after intake, SLA timers, staff
+//!   replies and status notifications
 //! - [`pipeline`]: the stages wired together, shared by the server and the tools
-//! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner; [`cli`]: the commands
+//! - [`intake`]: the HTTP service; [`portal`]: the client portal (HTML); [`corpus`]: the fixture runner; [`cli`]: the commands
 //! - [`config`], [`telemetry`]: settings and logging
 
 pub mod cli;
@@ -23,9 +25,11 @@ pub mod corpus;
 pub mod decision;
 pub mod facts;
 pub mod intake;
+pub mod lifecycle;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;
+pub mod portal;
 pub mod reply;
 pub mod sla;
 pub mod store;

@@ -289,6 +289,8 @@ impl Pipeline {
                     original_subject: facts.subject.clone(),
                     original_message_id: Some(facts.message_id.clone()).filter(|s| !s.is_empty()),
                     references: facts.references.clone(),
+                    vars: Default::default(),
+                    human: false,
                 }),
             },
             None => None,

@@ -121,7 +121,73 @@ impl Calendar {
     }
 }
 
+impl Calendar {
+    /// Working time between `from` and `to` (zero when `to` is not after `from`):
+    /// how much of a business-hours timer a pause between them would have used.
+    pub fn business_between(&self, from: Timestamp, to: Timestamp) -> Duration {
+        if to <= from {
+            return Duration::ZERO;
+        }
+        let mut total: i64 = 0;
+        let mut cur = from.to_zoned(self.tz.clone());
+        // Bounded like `add_business`: one turn per calendar day, 20 years at most.
+        for _ in 0..7400 {
+            if cur.timestamp() >= to {
+                break;
+            }
+            let date = cur.date();
+            if self.days.contains(&date.weekday()) {
+                let open = date.to_datetime(self.open).to_zoned(self.tz.clone());
+                let close = date.to_datetime(self.close).to_zoned(self.tz.clone());
+                if let (Ok(open), Ok(close)) = (open, close) {
+                    let a = cur.timestamp().max(open.timestamp());
+                    let b = to.min(close.timestamp());
+                    if b > a {
+                        total += b.as_second() - a.as_second();
+                    }
+                }
+            }
+            match date
+                .tomorrow()
+                .ok()
+                .and_then(|d| d.to_zoned(self.tz.clone()).ok())
+            {
+                Some(z) => cur = z,
+                None => break,
+            }
+        }
+        Duration::from_secs(total.max(0) as u64)
+    }
+}
+
 impl SlaConfig {
+    /// Whether `level` counts business hours (unknown levels count round the clock).
+    pub fn business_hours(&self, level: &str) -> bool {
+        self.levels.get(level).is_some_and(|l| l.business_hours)
+    }
+
+    /// The time a timer of `level` would have run between `from` and `to`.
+    pub fn counted_between(&self, level: &str, from: Timestamp, to: Timestamp) -> Duration {
+        if self.business_hours(level) {
+            self.calendar.business_between(from, to)
+        } else if to > from {
+            Duration::from_secs((to.as_second() - from.as_second()) as u64)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// `due` pushed later by `paused` of the level's counted time.
+    pub fn extend(&self, level: &str, due: Timestamp, paused: Duration) -> Timestamp {
+        if paused.is_zero() {
+            due
+        } else if self.business_hours(level) {
+            self.calendar.add_business(due, paused)
+        } else {
+            due + (paused.as_secs() as i64).seconds()
+        }
+    }
+
     /// Due times of a ticket created at `start` under `level`; `None` for an unknown level.
     pub fn due(&self, level: &str, start: Timestamp) -> Option<SlaDue> {
         let spec = self.levels.get(level)?;
@@ -175,6 +241,45 @@ mod tests {
     fn saturday_starts_monday_morning() {
         let due = cal().add_business(ts("2026-11-28T12:00:00Z"), Duration::from_secs(3600));
         assert_eq!(due, ts("2026-11-30T07:00:00Z"));
+    }
+
+    #[test]
+    fn business_time_between_skips_nights_and_weekends() {
+        // Fri 17:00 MSK -> Mon 10:00 MSK: 1h Friday + 1h Monday.
+        let c = cal();
+        assert_eq!(
+            c.business_between(ts("2026-11-27T14:00:00Z"), ts("2026-11-30T07:00:00Z")),
+            Duration::from_secs(2 * 3600)
+        );
+        // Entirely within a weekend: nothing.
+        assert_eq!(
+            c.business_between(ts("2026-11-28T08:00:00Z"), ts("2026-11-29T20:00:00Z")),
+            Duration::ZERO
+        );
+        // Reversed: nothing.
+        assert_eq!(
+            c.business_between(ts("2026-11-30T07:00:00Z"), ts("2026-11-27T14:00:00Z")),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn business_hours_follow_the_calendar_timezone() {
+        // 09:00-18:00 in New York (UTC-5 in November) is 14:00-23:00Z.
+        let days: Vec<String> = ["mon", "tue", "wed", "thu", "fri"]
+            .map(String::from)
+            .to_vec();
+        let ny = Calendar::parse("America/New_York", &days, "09:00-18:00").unwrap();
+        // Tue 2026-11-24 12:00Z is 07:00 in New York: counting starts at 14:00Z.
+        let due = ny.add_business(ts("2026-11-24T12:00:00Z"), Duration::from_secs(3600));
+        assert_eq!(due, ts("2026-11-24T15:00:00Z"));
+        // The same instant in Moscow (15:00 MSK) is inside working hours.
+        let due = cal().add_business(ts("2026-11-24T12:00:00Z"), Duration::from_secs(3600));
+        assert_eq!(due, ts("2026-11-24T13:00:00Z"));
+        assert_eq!(
+            ny.business_between(ts("2026-11-27T22:00:00Z"), ts("2026-11-30T15:00:00Z")),
+            Duration::from_secs(2 * 3600)
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum StoreError {
     CommitterGone,
     #[error("the store is being reopened after a fault")]
     Reopening,
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
 }
 
 impl StoreError {
@@ -66,14 +68,37 @@ pub struct Ticket {
     /// Normalised new text of the opening message (for duplicate detection), capped.
     pub text_norm: String,
     pub events: Vec<TicketEvent>,
+    /// SLA timer state: reaction and in-work stops, pauses while waiting for the client.
+    #[serde(default)]
+    pub timers: crate::lifecycle::Timers,
+    /// The earlier ticket this one continues (a follow-up after the reopen period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u64>,
 }
 
-/// Something that happened to a ticket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Something that happened to a ticket: who, when, what, from which status to
+/// which, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TicketEvent {
     pub at: Timestamp,
     pub kind: String,
     pub detail: String,
+    /// Who did it: `client:<address>`, `staff:<name>`, `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Status>,
+    /// Why (a status change's note) or what was said (a staff reply's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Message-ID of the message this event sent or filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Whether the client sees it in the portal (internal notes do not show).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// What the pipeline asks the store to record for one message.
@@ -115,6 +140,13 @@ pub struct ReplyIntent {
     pub original_subject: String,
     pub original_message_id: Option<String>,
     pub references: Vec<String>,
+    /// Values for templates beyond the ticket's own: a staff reply's text, a
+    /// status change, a sign-in link.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Written by a person (a staff reply): not marked `Auto-Submitted`.
+    #[serde(default)]
+    pub human: bool,
 }
 
 /// Per-stage timings in microseconds.
@@ -158,6 +190,33 @@ pub struct OutboxItem {
     pub next_at: Timestamp,
     pub last_error: Option<String>,
     pub queued_at: Timestamp,
+}
+
+impl OutboxItem {
+    /// A reply that is not the answer to a stored message (a staff reply, a
+    /// status notification, a sign-in link): `key` must be unique per reply and
+    /// is its identity in the sent log.
+    pub fn standalone(
+        key: Vec<u8>,
+        ticket: Option<u64>,
+        intent: ReplyIntent,
+        message_id: String,
+        at: Timestamp,
+    ) -> OutboxItem {
+        let next_at = at.min(Timestamp::now());
+        OutboxItem {
+            queue_key: queue_key(next_at, &key),
+            key,
+            seq: 0,
+            ticket,
+            intent,
+            message_id,
+            attempts: 0,
+            next_at,
+            last_error: None,
+            queued_at: at,
+        }
+    }
 }
 
 /// A reply that left through the relay, or gave up.
@@ -654,6 +713,112 @@ impl Store {
         Ok(out)
     }
 
+    /// Every ticket, in number order (staff lists, overdue scans).
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.t()?
+            .tickets
+            .iter()
+            .map(|r| {
+                let (_, v) = r.map_err(StoreError::sled("scan tickets"))?;
+                dec("tickets", &v)
+            })
+            .collect()
+    }
+
+    /// Every ticket of a client (open or not), newest first: the portal's list.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn client_tickets(&self, client_id: &str) -> Result<Vec<Ticket>, StoreError> {
+        let key = format!("client:{client_id}");
+        let start = prefixed(&key, &[]);
+        let end = prefixed(&key, &[&[0xff; 16]]);
+        let mut out = Vec::new();
+        let trees = self.t()?;
+        for item in trees.owners.range(start..end) {
+            let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
+            let Some(num) = k
+                .get(k.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            if let Some(t) = self.ticket(u64::from_be_bytes(num))? {
+                out.push(t);
+            }
+        }
+        out.sort_by_key(|t| std::cmp::Reverse(t.number));
+        out.dedup_by_key(|t| t.number);
+        Ok(out)
+    }
+
+    /// Queues a reply that belongs to no stored message (a sign-in link), durably.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub fn enqueue(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        self.t()?
+            .outbox
+            .insert(item.queue_key.as_slice(), enc(item))
+            .map_err(StoreError::sled("enqueue"))?;
+        self.flush()
+    }
+
+    /// A named tree of the same database, for modules that keep their own
+    /// records (the portal's sign-in links and sessions).
+    ///
+    /// # Errors
+    /// sled cannot open the tree.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.t()?
+            .db
+            .open_tree(name)
+            .map_err(StoreError::sled("open tree"))
+    }
+
+    /// Changes one ticket in a transaction and durably: `change` edits the ticket
+    /// and returns the replies to queue (each indexed in the thread tree under its
+    /// Message-ID, so answers to it thread back) and a value for the caller.
+    ///
+    /// # Errors
+    /// No such ticket; `change` refused (its error aborts everything); writes failed.
+    pub fn change_ticket<T, F>(&self, number: u64, change: F) -> Result<T, StoreError>
+    where
+        F: Fn(&mut Ticket) -> Result<(T, Vec<OutboxItem>), StoreError>,
+    {
+        let trees = self.t()?;
+        let res = (&trees.tickets, &trees.outbox, &trees.thread).transaction(
+            |(tickets, outbox, thread)| {
+                let Some(bytes) = tickets.get(be(number))? else {
+                    return abort(StoreError::NoSuchTicket(number));
+                };
+                let mut ticket: Ticket = dec("tickets", &bytes).or_else(abort)?;
+                let (out, items) = change(&mut ticket).or_else(abort)?;
+                for item in &items {
+                    outbox.insert(item.queue_key.as_slice(), enc(item))?;
+                    thread.insert(normalise_id(&item.message_id).as_bytes(), &be(number))?;
+                }
+                tickets.insert(&be(number), enc(&ticket))?;
+                Ok(out)
+            },
+        );
+        let out = match res {
+            Ok(v) => v,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(source)) => {
+                return Err(StoreError::Sled {
+                    op: "change ticket",
+                    source,
+                })
+            }
+        };
+        self.flush()?;
+        Ok(out)
+    }
+
     /// Applies one filing in a transaction (no flush). Used by the committer.
     fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
         let t = self.t()?;
@@ -739,7 +904,7 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
                 .max(first_number);
             meta.insert(NEXT_TICKET, &be(number + 1))?;
             let status = decision.status.unwrap_or(Status::New);
-            let ticket = Ticket {
+            let mut ticket = Ticket {
                 number,
                 status,
                 client_id: f.client_id.clone(),
@@ -756,8 +921,16 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
                     at: f.received_at,
                     kind: "created".into(),
                     detail: status.as_str().into(),
+                    by: Some(format!("client:{}", f.from)),
+                    to: Some(status),
+                    message_id: f.message_id.clone(),
+                    public: true,
+                    ..TicketEvent::default()
                 }],
+                timers: crate::lifecycle::Timers::default(),
+                link: decision.link,
             };
+            crate::lifecycle::on_created(&mut ticket);
             tickets.insert(&be(number), enc(&ticket))?;
             let mut owner_keys = Vec::with_capacity(2);
             if let Some(c) = &f.client_id {
@@ -786,7 +959,16 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
                 at: f.received_at,
                 kind: decision.outcome.as_str().into(),
                 detail: format!("message {seq}"),
+                by: Some(format!("client:{}", f.from)),
+                message_id: f.message_id.clone(),
+                public: true,
+                ..TicketEvent::default()
             });
+            if let (Outcome::Append, Some(to)) = (decision.outcome, decision.status) {
+                // The policy asked to resume or reopen; the lifecycle decides
+                // against the status the ticket has now.
+                crate::lifecycle::client_answer(&mut ticket, to, &f.from, f.received_at);
+            }
             tickets.insert(&be(number), enc(&ticket))?;
             decision.status = Some(ticket.status);
             Some(number)
@@ -1061,6 +1243,7 @@ mod tests {
                 reply: Some("created".into()),
                 ticket,
                 lang: "ru".into(),
+                link: None,
             },
             rules_revision: "rev".into(),
             timings: Timings::default(),
@@ -1072,6 +1255,8 @@ mod tests {
                 original_subject: "s".into(),
                 original_message_id: None,
                 references: vec![],
+                vars: Default::default(),
+                human: false,
             }),
             reply_suppressed: None,
             replies_per_day: 2,

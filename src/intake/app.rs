@@ -156,6 +156,12 @@ impl App {
             tag_prefix: config.tag_prefix.clone(),
             body_timeout: config.request_timeout,
         });
+        let portal = web::Data::new(crate::portal::Portal::new(
+            &state.pipeline,
+            state.outbox.wake.clone(),
+            state.clock.clone(),
+            config,
+        )?);
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -163,7 +169,10 @@ impl App {
         let mut server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(data.clone())
+                .app_data(portal.clone())
                 .configure(super::handlers::configure)
+                .configure(super::tickets::configure)
+                .configure(crate::portal::configure)
         })
         .client_request_timeout(config.request_timeout)
         .client_disconnect_timeout(std::time::Duration::from_secs(2))

@@ -23,6 +23,8 @@ pub enum ApiError {
     InvalidPayload(String),
     #[error("the request body did not arrive within {0:?}")]
     RequestTimeout(std::time::Duration),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{message}")]
     RulesInvalid {
         message: String,
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidPayload(_) => "invalid_payload",
             ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Conflict(_) => "conflict",
             ApiError::RulesInvalid { .. } => "rules_invalid",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -64,6 +67,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -38,7 +38,7 @@ fn same(a: &str, b: &Secret) -> bool {
 }
 
 /// Accepts any of `allowed`; a missing token is 401, a wrong one 403.
-fn authorize(req: &HttpRequest, allowed: &[&Secret]) -> Result<(), ApiError> {
+pub(crate) fn authorize(req: &HttpRequest, allowed: &[&Secret]) -> Result<(), ApiError> {
     let Some(token) = bearer(req) else {
         return Err(ApiError::Unauthorized);
     };
@@ -246,12 +246,8 @@ async fn get_ticket(
         .and_then(|id| state.pipeline.contracts.by_client_id(id))
         .cloned();
     let now = (state.clock)();
-    let overdue = t.status.is_open()
-        && matches!(
-            t.status,
-            crate::decision::Status::New | crate::decision::Status::NeedsReview
-        )
-        && t.sla.as_ref().is_some_and(|s| s.reaction_due < now);
+    let timers = crate::lifecycle::sla_view(&t, &state.pipeline.sla, now);
+    let overdue = timers.as_ref().is_some_and(|v| v.reaction_overdue);
     Ok(HttpResponse::Ok().json(json!({
         "number": t.number,
         "tag": format!("[{}{}]", state.tag_prefix, t.number),
@@ -266,6 +262,8 @@ async fn get_ticket(
         "updated_at": t.updated_at,
         "sla": t.sla,
         "reaction_overdue": overdue,
+        "sla_timers": timers,
+        "link": t.link,
         "events": t.events,
         "messages": msgs.iter().map(|m| json!({
             "seq": m.seq,

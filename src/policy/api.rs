@@ -167,6 +167,21 @@ fn ticket_map(t: &Ticket, now: Timestamp) -> Dynamic {
     let age = (now.as_second() - t.created_at.as_second()) as f64 / 86_400.0;
     m.insert("age_days".into(), Dynamic::from_float(age));
     m.insert("text".into(), s(&t.text_norm));
+    // Lifecycle: whether it was ever taken into work, and since when it has
+    // its current status (the reopen period counts from there).
+    m.insert(
+        "opened".into(),
+        Dynamic::from_bool(crate::lifecycle::was_opened(t)),
+    );
+    let since = crate::lifecycle::status_since(t);
+    m.insert(
+        "status_since".into(),
+        Dynamic::from_int(since.as_second() as INT),
+    );
+    m.insert(
+        "status_days".into(),
+        Dynamic::from_float((now.as_second() - since.as_second()) as f64 / 86_400.0),
+    );
     Dynamic::from_map(m)
 }
 

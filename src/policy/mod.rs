@@ -223,10 +223,20 @@ fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
                 .ok_or("`ticket` must be a ticket number")?,
         ),
     };
+    let link = match map.get("link") {
+        None => None,
+        Some(d) if d.is_unit() => None,
+        Some(d) => Some(
+            d.as_int()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or("`link` must be a ticket number")?,
+        ),
+    };
     for k in map.keys() {
-        if !["outcome", "status", "reply", "ticket", "lang"].contains(&k.as_str()) {
+        if !["outcome", "status", "reply", "ticket", "lang", "link"].contains(&k.as_str()) {
             return Err(format!(
-                "unknown key `{k}` (outcome, status, reply, ticket, lang)"
+                "unknown key `{k}` (outcome, status, reply, ticket, lang, link)"
             ));
         }
     }
@@ -236,6 +246,7 @@ fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
         reply: text("reply")?,
         ticket,
         lang: text("lang")?,
+        link,
     })
 }
 

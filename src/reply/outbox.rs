@@ -182,7 +182,7 @@ impl Outbox {
         };
         let id = item.message_id.clone();
         let result = match self.build(&item) {
-            Ok(msg) => self.send(msg, &item.intent.to).await,
+            Ok(msg) => self.send(msg, &item.intent.to, item.intent.human).await,
             Err(e) => Err(Fault::Permanent(e)),
         };
         item.attempts += 1;
@@ -259,13 +259,19 @@ impl Outbox {
         }
     }
 
-    async fn send(&self, msg: Message, to: &str) -> Result<(), Fault> {
+    async fn send(&self, msg: Message, to: &str, human: bool) -> Result<(), Fault> {
         // RFC 3834 §3.3: an automatic response goes out with a null return path,
-        // so that no bounce of it is ever answered automatically.
+        // so that no bounce of it is ever answered automatically. A person's reply
+        // (staff) keeps our address, so bounces reach the desk.
         let rcpt: lettre::Address = to
             .parse()
             .map_err(|e| Fault::Permanent(format!("recipient {to:?}: {e}")))?;
-        let envelope = lettre::address::Envelope::new(None, vec![rcpt])
+        let sender = if human {
+            self.cfg.from.parse::<Mailbox>().ok().map(|m| m.email)
+        } else {
+            None
+        };
+        let envelope = lettre::address::Envelope::new(sender, vec![rcpt])
             .map_err(|e| Fault::Permanent(format!("envelope: {e}")))?;
         let bytes = msg.formatted();
         // lettre's timeout covers single socket operations; bound the whole exchange.
@@ -303,9 +309,10 @@ impl Outbox {
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(format!("<{}>", item.message_id)))
-            .header(AutoSubmitted)
-            .header(SuppressAutoResponse)
             .header(ContentType::TEXT_PLAIN);
+        if !item.intent.human {
+            b = b.header(AutoSubmitted).header(SuppressAutoResponse);
+        }
         if let Some(orig) = &item.intent.original_message_id {
             let orig = format!("<{}>", crate::store::normalise_id(orig));
             let mut refs: Vec<String> = item
@@ -314,6 +321,7 @@ impl Outbox {
                 .iter()
                 .map(|r| format!("<{}>", crate::store::normalise_id(r)))
                 .collect();
+            refs.retain(|r| *r != orig);
             refs.push(orig.clone());
             b = b.in_reply_to(orig).references(refs.join(" "));
         }
@@ -322,11 +330,18 @@ impl Outbox {
 
     fn context(&self, item: &OutboxItem, rules: &RuleSet) -> Result<ReplyContext, String> {
         let lang = item.intent.lang.as_str();
-        let record = self
-            .store
-            .message(item.seq)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("message {} of the reply is missing", item.seq))?;
+        // Sequence 0: a reply of its own (staff reply, notification, sign-in link),
+        // not the answer to a stored message.
+        let record = if item.seq == 0 {
+            None
+        } else {
+            Some(
+                self.store
+                    .message(item.seq)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("message {} of the reply is missing", item.seq))?,
+            )
+        };
         let ticket = match item.ticket {
             Some(n) => self.store.ticket(n).map_err(|e| e.to_string())?,
             None => None,
@@ -356,22 +371,27 @@ impl Outbox {
             sla_reaction_hours: sla.as_ref().map(|s| s.reaction_minutes.div_ceil(60)),
             sla_business_hours: sla.as_ref().is_some_and(|s| s.business_hours),
             sla_reaction_due: sla.as_ref().map(|s| s.reaction_due.to_string()),
-            duplicate_of: record
-                .decision
-                .findings
-                .iter()
-                .find(|f| f.code == "duplicate")
-                .and_then(|f| f.ticket)
-                .or(
-                    if record.decision.outcome == crate::decision::Outcome::Duplicate {
-                        item.ticket
-                    } else {
-                        None
-                    },
-                ),
+            duplicate_of: record.as_ref().and_then(|record| {
+                record
+                    .decision
+                    .findings
+                    .iter()
+                    .find(|f| f.code == "duplicate")
+                    .and_then(|f| f.ticket)
+                    .or(
+                        if record.decision.outcome == crate::decision::Outcome::Duplicate {
+                            item.ticket
+                        } else {
+                            None
+                        },
+                    )
+            }),
             lang: lang.to_owned(),
+            vars: item.intent.vars.clone(),
+            link: ticket.as_ref().and_then(|t| t.link),
         };
-        for f in &record.decision.findings {
+        let findings = record.map(|r| r.decision.findings).unwrap_or_default();
+        for f in &findings {
             let text = rules
                 .templates
                 .snippet(lang, &f.code, &ctx, &f.detail)

@@ -66,6 +66,11 @@ pub struct ReplyContext {
     pub sla_reaction_due: Option<String>,
     pub duplicate_of: Option<u64>,
     pub lang: String,
+    /// Values of the reply itself: `text` and `author` of a staff reply; `status`,
+    /// `previous_status`, `note` of a status notification; `url` of a sign-in link.
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// The earlier ticket a new one continues, if any.
+    pub link: Option<u64>,
 }
 
 /// All templates of a rule set.

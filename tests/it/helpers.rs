@@ -232,11 +232,25 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
-        TestApp::spawn_with_env(opts, &[]).await
+        TestApp::spawn_full(opts, &[], Arc::new(jiff::Timestamp::now)).await
     }
 
     /// Like [`TestApp::spawn_with`] with extra `INTAKE__…` settings.
     pub async fn spawn_with_env(opts: Options, extra: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_full(opts, extra, Arc::new(jiff::Timestamp::now)).await
+    }
+
+    /// As [`TestApp::spawn_with`], with an injected clock (time of receipt, SLA, expiry).
+    pub async fn spawn_with_clock(opts: Options, clock: intake::intake::Clock) -> TestApp {
+        TestApp::spawn_full(opts, &[], clock).await
+    }
+
+    /// Extra settings and an injected clock.
+    pub async fn spawn_full(
+        opts: Options,
+        extra: &[(&str, &str)],
+        clock: intake::intake::Clock,
+    ) -> TestApp {
         init_logs();
         let (tmp, data) = match &opts.data {
             Some(d) => (None, d.clone()),
@@ -250,7 +264,7 @@ impl TestApp {
         // A previous instance on the same directory may still be letting go of sled's lock.
         let deadline = Instant::now() + Duration::from_secs(10);
         let app = loop {
-            match App::build(&cfg, Arc::new(jiff::Timestamp::now)) {
+            match App::build(&cfg, clock.clone()) {
                 Ok(app) => break app,
                 Err(e) if Instant::now() < deadline && format!("{e:#}").contains("lock") => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
