@@ -15,7 +15,6 @@ use crate::corpus;
 use crate::facts::Envelope;
 use crate::intake::App;
 use crate::pipeline::Prepared;
-use crate::policy::RuleSet;
 
 /// sysexits(3) codes used by `submit`.
 pub mod sysexits {
@@ -349,40 +348,34 @@ fn test(
 }
 
 fn lint(dir: &Path) -> anyhow::Result<ExitCode> {
-    match RuleSet::load(dir) {
-        Ok(set) => {
-            let mut problems = Vec::new();
-            for lang in crate::reply::render::LANGS {
-                for name in ["created", "needs_info", "duplicate", "rejected"] {
-                    if !set.templates.has(lang, name) {
-                        problems.push(format!(
-                            "{}: missing reply template {lang}/{name}",
-                            dir.join("templates").display()
-                        ));
-                    }
-                }
-            }
-            for p in &problems {
-                println!("{p}");
-            }
-            if problems.is_empty() {
-                println!(
-                    "{}: {} rules, revision {}: ok",
-                    dir.display(),
-                    set.rules.len(),
-                    set.revision
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::from(1))
-            }
-        }
+    let report = match crate::policy::lint::lint(dir) {
+        Ok(r) => r,
         Err(e) => {
-            for d in &e.diagnostics {
-                println!("{d}");
-            }
-            Ok(ExitCode::from(1))
+            eprintln!("intake lint: {e}");
+            return Ok(ExitCode::from(2));
         }
+    };
+    for d in &report.diagnostics {
+        println!("{d}");
+    }
+    if report.diagnostics.is_empty() {
+        println!(
+            "{}: {} rules, revision {}, replies [{}], {} finding codes: ok",
+            dir.display(),
+            report.rules,
+            report.revision.as_deref().unwrap_or("-"),
+            report
+                .templates
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            report.codes.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} problem(s)", report.diagnostics.len());
+        Ok(ExitCode::from(1))
     }
 }
 
