@@ -6,3 +6,4 @@ mod helpers;
 mod hook;
 mod outbox;
 mod rules;
+mod tools;

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::helpers::*;
 use crate::hook::clean_ru;
 
-fn copy_rules(to: &Path) {
+pub fn copy_rules(to: &Path) {
     let from = repo().join("rules");
     let mut stack = vec![from.clone()];
     while let Some(d) = stack.pop() {
