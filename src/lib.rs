@@ -14,6 +14,7 @@
 //! - [`sla`]: reaction and in-work due times on a business calendar
 //! - [`pipeline`]: the stages wired together, shared by the server and the tools
 //! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner; [`cli`]: the commands
+//! - [`metrics`]: Prometheus metrics of every stage, served at `/metrics`
 //! - [`config`], [`telemetry`]: settings and logging
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod corpus;
 pub mod decision;
 pub mod facts;
 pub mod intake;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;

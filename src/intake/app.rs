@@ -160,7 +160,11 @@ impl App {
         let mut server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::metrics::http_middleware,
+                ))
                 .configure(super::handlers::configure)
+                .configure(crate::metrics::configure)
         })
         .client_request_timeout(std::time::Duration::from_secs(30))
         .shutdown_timeout(10);
@@ -169,6 +173,18 @@ impl App {
         }
         let server = server.listen(listener)?.run();
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        if config.rules_watch {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(super::reload::watch(
+                        state.pipeline.rules.clone(),
+                        super::reload::WATCH_INTERVAL,
+                        shutdown.subscribe(),
+                    ));
+                }
+                Err(_) => tracing::warn!("no async runtime: rules/ is not watched"),
+            }
+        }
         tracing::info!(listen = %config.listen, port, "intake listening");
         Ok(App {
             server,
@@ -213,6 +229,11 @@ impl App {
         if self.worker.is_none() {
             self.start_outbox();
         }
+        #[cfg(unix)]
+        tokio::spawn(super::reload::on_sighup(
+            self.state.pipeline.rules.clone(),
+            self.shutdown.subscribe(),
+        ));
         let res = self.server.await;
         let _ = self.shutdown.send(true);
         if let Some(w) = self.worker.take() {

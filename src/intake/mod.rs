@@ -4,5 +4,6 @@
 pub mod app;
 pub mod error;
 pub mod handlers;
+pub mod reload;
 
 pub use app::{App, Clock};

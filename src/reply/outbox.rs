@@ -163,6 +163,12 @@ impl Outbox {
 
     /// Sends the oldest due reply, if any, and records the result durably.
     pub async fn deliver_one(&self) -> Delivery {
+        let step = self.deliver_step().await;
+        crate::metrics::record_delivery(&step);
+        step
+    }
+
+    async fn deliver_step(&self) -> Delivery {
         let _one_at_a_time = self.busy.lock().await;
         let now = Timestamp::now();
         let mut item = match self.store.next_due(now) {
