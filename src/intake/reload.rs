@@ -97,22 +97,42 @@ async fn fingerprint_async(root: PathBuf) -> Option<blake3::Hash> {
         .ok()
 }
 
-/// Watches the rules directory until `shutdown` changes or its sender is gone.
-pub async fn watch(
+/// Watches the rules directory until `shutdown` turns true. The directory's
+/// state is taken now, when the watcher is made, so no edit between this call
+/// and the first poll is missed.
+pub fn watch(
     handle: Arc<RulesHandle>,
+    interval: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> {
+    let root = handle.current().root.clone();
+    let seen = fingerprint(&root);
+    watch_from(handle, root, seen, interval, shutdown)
+}
+
+async fn watch_from(
+    handle: Arc<RulesHandle>,
+    root: PathBuf,
+    mut seen: blake3::Hash,
     interval: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let root = handle.current().root.clone();
-    let Some(mut seen) = fingerprint_async(root.clone()).await else {
-        return;
-    };
     let mut pending = None;
+    // Without a sender (the app was turned into a bare server) nobody can ask to
+    // stop: watch until the runtime ends.
+    let mut stoppable = true;
     tracing::info!(path = %root.display(), every_ms = interval.as_millis() as u64, "watching rules");
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
+            changed = shutdown.changed(), if stoppable => {
+                match changed {
+                    Ok(()) if *shutdown.borrow() => return,
+                    Ok(()) => {}
+                    Err(_) => stoppable = false,
+                }
+                continue;
+            }
         }
         let Some(now) = fingerprint_async(root.clone()).await else {
             return;

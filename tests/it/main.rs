@@ -5,5 +5,6 @@ mod corpus;
 mod helpers;
 mod hook;
 mod outbox;
+mod reload;
 mod rules;
 mod tools;
