@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::corpus;
 use crate::facts::Envelope;
 use crate::intake::App;
-use crate::pipeline::Prepared;
 
 /// sysexits(3) codes used by `submit`.
 pub mod sysexits {
@@ -201,89 +200,40 @@ fn check(
         .unwrap_or_else(Timestamp::now);
     let dir = tempfile::tempdir()?;
     let pipeline = runner.pipeline_in(dir.path())?;
-    let Prepared::New {
-        filing,
-        evaluation,
-        facts,
-    } = pipeline.prepare(raw, Envelope::default(), now)?
-    else {
+    let outbox = crate::reply::outbox::OutboxConfig::from_config(config);
+    let (record, trace) = crate::explain::run(&pipeline, &outbox, raw, Envelope::default(), now)?;
+    let Some(trace) = trace else {
         anyhow::bail!("a fresh store cannot hold this message already");
     };
-    let record = pipeline
-        .committer
-        .commit_blocking((*filing).clone())
-        .map_err(|e| anyhow::anyhow!(e))?
-        .record;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&crate::intake::handlers::decision_json(&record))?
-        )?;
-    } else {
-        let d = &record.decision;
-        writeln!(
-            out,
-            "outcome: {}\nstatus:  {}\nticket:  {}\nreply:   {}\nrules:   {}",
-            d.outcome.as_str(),
-            d.status.map(|s| s.as_str()).unwrap_or("-"),
-            d.ticket
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "-".into()),
-            d.reply.as_deref().unwrap_or("none"),
-            record.rules_revision
-        )?;
-        for f in &d.findings {
-            writeln!(out, "finding: {} ({}): {}", f.code, f.rule, f.detail)?;
+        let mut v = crate::intake::handlers::decision_json(&record);
+        if explain {
+            v["explain"] = serde_json::to_value(&trace)?;
         }
-        if let Some(why) = &record.reply_suppressed {
-            writeln!(out, "reply suppressed: {why}")?;
-        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = &record.decision;
+    writeln!(
+        out,
+        "outcome: {}\nstatus:  {}\nticket:  {}\nreply:   {}\nrules:   {}",
+        d.outcome.as_str(),
+        d.status.map(|s| s.as_str()).unwrap_or("-"),
+        d.ticket
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".into()),
+        d.reply.as_deref().unwrap_or("none"),
+        record.rules_revision
+    )?;
+    for f in &d.findings {
+        writeln!(out, "finding: {} ({}): {}", f.code, f.rule, f.detail)?;
+    }
+    if let Some(why) = &record.reply_suppressed {
+        writeln!(out, "reply suppressed: {why}")?;
     }
     if explain {
-        writeln!(out, "\nfacts: from={} subject_core={:?} lang={} client_ids={:?} contract={} sender_contract={} ticket_ref={:?} attachments={}",
-            facts.from, facts.subject_core, facts.lang, facts.client_ids,
-            facts.contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
-            facts.sender_contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
-            facts.ticket_ref, facts.attachments.len())?;
-        let excerpt: String = facts.text_new.chars().take(600).collect();
-        writeln!(
-            out,
-            "text_new ({} of {} bytes):\n  | {}",
-            excerpt.len(),
-            facts.text_new.len(),
-            excerpt.replace('\n', "\n  | ")
-        )?;
-        writeln!(out, "rules (revision {}):", evaluation.revision)?;
-        for t in &evaluation.trace {
-            writeln!(
-                out,
-                "  {:<24} {:>6} µs  {}{}",
-                t.rule,
-                t.micros,
-                if t.findings.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.findings.join(", ")
-                },
-                t.error
-                    .as_ref()
-                    .map(|e| format!("  ERROR {e}"))
-                    .unwrap_or_default()
-            )?;
-        }
-        for f in &record.decision.findings {
-            writeln!(out, "  · {}: {}", f.code, f.detail)?;
-        }
-        let outbox = pipeline.store.outbox_items()?;
-        if let Some(item) = outbox.first() {
-            writeln!(
-                out,
-                "reply to {} ({}/{}), Message-ID <{}>",
-                item.intent.to, item.intent.lang, item.intent.template, item.message_id
-            )?;
-        }
+        write!(out, "\n{}", trace.render(""))?;
     }
     Ok(ExitCode::SUCCESS)
 }

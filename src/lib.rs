@@ -13,6 +13,7 @@
 //! - [`reply`]: templates → rendered replies; the SMTP outbox worker
 //! - [`sla`]: reaction and in-work due times on a business calendar
 //! - [`pipeline`]: the stages wired together, shared by the server and the tools
+//! - [`explain`]: one message through the pipeline with every rule's reasons, for the tools
 //! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner; [`cli`]: the commands
 //! - [`metrics`]: Prometheus metrics of every stage, served at `/metrics`
 //! - [`config`], [`telemetry`]: settings and logging
@@ -22,6 +23,7 @@ pub mod config;
 pub mod contracts;
 pub mod corpus;
 pub mod decision;
+pub mod explain;
 pub mod facts;
 pub mod intake;
 pub mod metrics;

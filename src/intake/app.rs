@@ -135,15 +135,7 @@ impl App {
             pipeline.store.clone(),
             pipeline.rules.clone(),
             pipeline.contracts.clone(),
-            OutboxConfig {
-                relay: config.smtp_relay.clone(),
-                from: config.smtp_from.clone(),
-                timeout: config.smtp_timeout,
-                max_backoff: config.smtp_max_backoff,
-                max_attempts: config.smtp_max_attempts,
-                portal_url: config.portal_url.clone(),
-                tag_prefix: config.tag_prefix.clone(),
-            },
+            OutboxConfig::from_config(config),
         );
         let state = web::Data::new(AppState {
             pipeline,

@@ -11,6 +11,7 @@ pub mod api;
 pub mod calls;
 pub mod engine;
 pub mod lint;
+pub mod probe;
 pub mod rules;
 
 use std::cell::RefCell;
