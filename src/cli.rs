@@ -71,9 +71,25 @@ pub enum Command {
         /// Write JUnit XML here.
         #[arg(long)]
         junit: Option<PathBuf>,
-        /// Only cases whose name starts with this finding code.
+        /// Only cases about this finding code: named after it, or expecting it in a step.
         #[arg(long)]
         only: Option<String>,
+        /// Worker threads (default: the number of CPUs).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
+    /// Show the corpus cases whose decision changes between two versions of rules/.
+    /// Exit 0 when none changes, 1 when some do, 2 on trouble (like diff(1)).
+    Diff {
+        /// The rules directory in force now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The rules directory proposed.
+        #[arg(long)]
+        to: PathBuf,
+        /// Corpus directory holding contracts.toml and cases/.
+        #[arg(default_value = "fixtures")]
+        corpus: PathBuf,
         /// Worker threads (default: the number of CPUs).
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
@@ -136,6 +152,12 @@ pub fn run(cli: Cli) -> ExitCode {
             jobs,
         } => test(&config, &dir, rules, junit, only, jobs),
         Command::Lint { dir } => lint(&dir),
+        Command::Diff {
+            from,
+            to,
+            corpus,
+            jobs,
+        } => diff(&config, &from, &to, &corpus, jobs),
         Command::Submit {
             sender,
             url,
@@ -238,6 +260,30 @@ fn check(
     Ok(ExitCode::SUCCESS)
 }
 
+fn threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+/// `[#########...........]  120/200 cases, 1 failed` on one terminal line.
+fn progress_line(done: usize, total: usize, failed: usize) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!(
+        "\r[{}{}] {done}/{total} cases{}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn test(
     config: &Config,
     dir: &Path,
@@ -250,26 +296,29 @@ fn test(
     let runner = corpus::Runner::new(&rules_path, &dir.join("contracts.toml"), config.clone())?;
     let mut cases = corpus::discover(dir)?;
     if let Some(code) = &only {
-        cases.retain(|c| c.name.starts_with(code.as_str()));
+        cases.retain(|c| {
+            c.name.starts_with(code.as_str())
+                || c.steps.iter().any(|s| s.expect.findings.contains(code))
+        });
     }
     if cases.is_empty() {
         anyhow::bail!("no cases found under {}", dir.display());
     }
-    let threads = jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
     let tty = std::io::stderr().is_terminal();
     let total = cases.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let progress = |_: &corpus::CaseResult| {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let failed_so_far = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |r: &corpus::CaseResult| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = done.fetch_add(1, SeqCst) + 1;
+        if !r.passed() {
+            failed_so_far.fetch_add(1, SeqCst);
+        }
         if tty {
-            eprint!("\r{n}/{total} cases");
+            eprint!("{}", progress_line(n, total, failed_so_far.load(SeqCst)));
         }
     };
-    let results = corpus::run_all(&runner, &cases, threads, &progress);
+    let results = corpus::run_all(&runner, &cases, threads(jobs), &progress);
     if tty {
         eprintln!();
     }
@@ -289,12 +338,53 @@ fn test(
         std::fs::write(&path, corpus::junit(&results))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let mut scores = crate::scoring::score(&results);
+    if let Some(code) = &only {
+        scores.retain(|s| &s.code == code);
+    }
+    writeln!(out, "\n{}", crate::scoring::render(&scores))?;
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn diff(
+    config: &Config,
+    from: &Path,
+    to: &Path,
+    corpus_dir: &Path,
+    jobs: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let contracts = corpus_dir.join("contracts.toml");
+    let mut before = corpus::Runner::new(from, &contracts, config.clone())
+        .with_context(|| format!("--from {}", from.display()))?;
+    let mut after = corpus::Runner::new(to, &contracts, config.clone())
+        .with_context(|| format!("--to {}", to.display()))?;
+    before.explain_failures = false;
+    after.explain_failures = false;
+    let cases = corpus::discover(corpus_dir)?;
+    if cases.is_empty() {
+        anyhow::bail!("no cases found under {}", corpus_dir.display());
+    }
+    let changes = crate::policy_diff::diff(&before, &after, &cases, threads(jobs));
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", crate::policy_diff::render(&changes))?;
+    let count = |v: &str| changes.iter().filter(|c| c.verdict() == v).count();
+    writeln!(
+        out,
+        "{} of {} steps decide differently ({} fixed, {} broken, {} otherwise changed); rules {} → {}",
+        changes.len(),
+        cases.iter().map(|c| c.steps.len()).sum::<usize>(),
+        count("fixes"),
+        count("breaks"),
+        count("changes"),
+        before.rules.revision,
+        after.rules.revision
+    )?;
+    Ok(ExitCode::from(u8::from(!changes.is_empty())))
 }
 
 fn lint(dir: &Path) -> anyhow::Result<ExitCode> {
