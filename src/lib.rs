@@ -14,7 +14,9 @@
 //! - [`sla`]: reaction and in-work due times on a business calendar
 //! - [`pipeline`]: the stages wired together, shared by the server and the tools
 //! - [`explain`]: one message through the pipeline with every rule's reasons, for the tools
-//! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner; [`cli`]: the commands
+//! - [`intake`]: the HTTP service; [`corpus`]: the fixture runner, [`scoring`]: its
+//!   per-finding precision and recall, [`policy_diff`]: two rule sets over the corpus;
+//!   [`cli`]: the commands
 //! - [`metrics`]: Prometheus metrics of every stage, served at `/metrics`
 //! - [`config`], [`telemetry`]: settings and logging
 

@@ -283,6 +283,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_function_is_a_load_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("decide.rhai"), "#{ outcome: \"create\" }").unwrap();
+        std::fs::write(dir.path().join("10-x.rhai"), "// x\nif lookup(1) { }\n").unwrap();
+        let err = RuleSet::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("10-x.rhai:2:4: unknown function 'lookup'"), "{err}");
+        assert!(RuleSet::load_checked(dir.path(), false).is_ok());
+    }
+
+    #[test]
     fn missing_decide_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let err = RuleSet::load(dir.path()).unwrap_err();
