@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
-# Load run against the release build on a fresh data directory: posts the corpus
-# messages (each with a fresh Message-ID, so every request is a durable new filing)
-# with wrk, and prints messages/s and latency.
+# Load benchmark against the release build on a fresh data directory: posts the
+# corpus messages (each with a fresh Message-ID, so every request is a durable new
+# filing) with wrk at each concurrency for a fixed duration, and prints a table:
+# messages/s, p50/p99 latency, non-2xx, peak RSS of the server, and disk bytes
+# per stored message against the raw message bytes.
 #
-# usage: benches/load.sh [CONCURRENCY...]      (default: 16)   DURATION=30s
+# usage: benches/load.sh
+#   DURATION=20s            per concurrency
+#   CONCURRENCY="1 16 64"   the runs
+#   PREFILL=0               tickets written straight through the store first
+#                           (examples/prefill.rs), e.g. PREFILL=1000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
-cargo build --release --quiet
+cargo build --release --quiet --bin intake --example prefill
 
+duration=${DURATION:-20s}
+prefill=${PREFILL:-0}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port=18088; smtp=18025
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$((20000 + RANDOM % 20000)); smtp=$((port + 1))
 python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l 127.0.0.1:$smtp &
 find fixtures/cases -maxdepth 1 -name '*.eml' | sort > "$work/manifest"
+if [ "$prefill" -gt 0 ]; then
+  target/release/examples/prefill fill "$work/data" "$prefill"
+  echo "== store after prefill: $(du -sb "$work/data" | cut -f1) bytes"
+fi
 token=load-test-token
 INTAKE__HTTP__LISTEN=127.0.0.1:$port INTAKE__STORE__PATH="$work/data" \
 INTAKE__SMTP__RELAY=127.0.0.1:$smtp INTAKE__AUTH__GATEWAY_TOKEN=$token \
 RUST_LOG=warn target/release/intake serve &
 server=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
-for c in "${@:-16}"; do
-  echo "== concurrency $c, ${DURATION:-30s}, $(wc -l < "$work/manifest") distinct messages"
-  wrk -t2 -c"$c" -d"${DURATION:-30s}" --latency -s benches/load.lua "http://127.0.0.1:$port" -- "$work/manifest" "$token" \
-    | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx"
+printf '%-6s %10s %9s %9s %8s\n' conc "msg/s" p50 p99 non2xx > "$work/table"
+for c in ${CONCURRENCY:-1 16 64}; do
+  threads=$(( c < 2 ? 1 : 2 ))
+  out=$(wrk -t$threads -c"$c" -d"$duration" --latency -s benches/load.lua "http://127.0.0.1:$port" -- "$work/manifest" "$token")
+  rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf '%-6s %10s %9s %9s %8s\n' "$c" "$rate" "$p50" "$p99" "${bad:-0}" >> "$work/table"
 done
-echo "== peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2" "$3}')"
-echo "== data directory: $(du -sh "$work/data" | cut -f1)"
+rss=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
+kill -TERM $server; wait $server 2>/dev/null || true
+read -r count raw < <(target/release/examples/prefill stats "$work/data")
+disk=$(du -sb "$work/data" | cut -f1)
+echo "== $(nproc) cores, durable acknowledgement, ${duration} per run, prefill $prefill, corpus $(wc -l < "$work/manifest") messages"
+cat "$work/table"
+echo "peak RSS: $((rss / 1024)) MB"
+echo "stored: $count messages, $raw raw bytes; disk $disk bytes: $((disk / (count > 0 ? count : 1))) bytes/message, $(awk -v d=$disk -v r=$raw 'BEGIN {printf "%.2f", (r > 0 ? d / r : 0)}')x raw"

@@ -40,7 +40,10 @@ fn main() {
     let cfg = FactsConfig::new("Ticket#");
     let now: jiff::Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
     let lookups: Arc<dyn Lookups> = Arc::new(NoLookups);
-    let runs = 50;
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(50);
     let mut medians = Vec::new();
     let mut per_rule: BTreeMap<String, u64> = BTreeMap::new();
     let mut slowest = Vec::new();

@@ -21,3 +21,8 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
     cargo test -- --test-threads 2 "$@"
 fi
+
+# End to end through a real Postfix (pipe transport → intake submit → intake →
+# reply through Postfix to a mailbox). Needs root; skipped with a message otherwise.
+# The binary the test build just made (same features as the tests: no rebuild).
+tests/e2e/postfix.sh target/debug/intake

@@ -110,15 +110,38 @@ pub enum Command {
         /// File holding the gateway token (default: auth.gateway_token, else <store.path>/gateway.token).
         #[arg(long)]
         token_file: Option<PathBuf>,
-        /// Connect timeout in seconds.
-        #[arg(long, default_value_t = 10)]
-        connect_timeout: u64,
-        /// Total timeout in seconds.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        /// Connect timeout in seconds (fractions allowed).
+        #[arg(long, default_value_t = 10.0)]
+        connect_timeout: f64,
+        /// Total timeout of the exchange in seconds (fractions allowed).
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
         /// Envelope recipients, as Postfix passes ${recipient}.
         recipients: Vec<String>,
     },
+}
+
+/// Answers a command line clap refused: `submit`'s usage errors exit 64
+/// (EX_USAGE, which an MTA treats as permanent), the others as clap does
+/// (2); `--help` and `--version` exit 0.
+pub fn usage_error(e: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    let code = if !e.use_stderr() {
+        0
+    } else if invokes_submit(args) {
+        sysexits::USAGE
+    } else {
+        u8::try_from(e.exit_code()).unwrap_or(2)
+    };
+    let _ = e.print();
+    ExitCode::from(code)
+}
+
+/// Whether a command line names the `submit` subcommand (before any `--`).
+fn invokes_submit(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "submit")
 }
 
 /// Runs a parsed command line.
@@ -425,13 +448,30 @@ fn submit(
     sender: Option<String>,
     url: Option<String>,
     token_file: Option<PathBuf>,
-    connect_timeout: u64,
-    timeout: u64,
+    connect_timeout: f64,
+    timeout: f64,
     recipients: Vec<String>,
 ) -> ExitCode {
     let fail = |code: u8, msg: String| {
-        eprintln!("intake submit: {msg}");
+        // One line per failure: the MTA puts it into its log and bounce.
+        eprintln!("intake submit: {}", one_line(&msg));
         ExitCode::from(code)
+    };
+    let seconds = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(format!(
+                "--{name} must be between 0 and 86400 seconds, not {v}"
+            ))
+        }
+    };
+    let (connect_timeout, timeout) = match (
+        seconds("connect-timeout", connect_timeout),
+        seconds("timeout", timeout),
+    ) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(e), _) | (_, Err(e)) => return fail(sysexits::USAGE, e),
     };
     let token = match (&token_file, &config.gateway_token) {
         (Some(f), _) => match std::fs::read_to_string(f) {
@@ -470,8 +510,8 @@ fn submit(
     let url = url.unwrap_or_else(|| format!("http://{}/v1/messages", config.listen));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(connect_timeout)))
-        .timeout_global(Some(Duration::from_secs(timeout)))
+        .timeout_connect(Some(connect_timeout))
+        .timeout_global(Some(timeout))
         .build()
         .into();
     let mut req = agent
@@ -479,32 +519,53 @@ fn submit(
         .header("Authorization", &format!("Bearer {token}"))
         .header("Content-Type", "message/rfc822");
     if let Some(s) = &sender {
+        // Postfix passes the null sender as an empty ${sender}.
+        let s = if s.is_empty() { "<>" } else { s.as_str() };
         req = req.header("X-Envelope-From", s);
     }
     for r in &recipients {
         req = req.header("X-Envelope-To", r);
     }
     match req.send(&raw[..]) {
-        Err(e) => fail(sysexits::TEMPFAIL, format!("{url}: {e}")),
+        Err(e) => fail(sysexits::TEMPFAIL, format!("{url}: {e}; retry later")),
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let body = resp.body_mut().read_to_string().unwrap_or_default();
+            let why = error_message(&body);
             match status {
                 200..=299 => ExitCode::from(sysexits::OK),
-                401 | 403 => fail(sysexits::NOPERM, format!("token refused ({status})")),
+                401 | 403 => fail(sysexits::NOPERM, format!("token refused ({status}): {why}")),
                 400 | 413 | 415 | 422 => fail(
                     sysexits::DATAERR,
-                    format!("message refused ({status}): {}", body.trim()),
+                    format!("message refused ({status}): {why}"),
                 ),
                 _ if status >= 500 || status == 429 || status == 408 => fail(
                     sysexits::TEMPFAIL,
-                    format!("service unavailable ({status}); retry later"),
+                    format!("service unavailable ({status}), retry later: {why}"),
                 ),
                 _ => fail(
                     sysexits::SOFTWARE,
-                    format!("unexpected answer {status}: {}", body.trim()),
+                    format!("unexpected answer {status}: {why}"),
                 ),
             }
         }
     }
+}
+
+/// The `error.code: error.message` of a JSON error body, else the body itself, short.
+fn error_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let text = match parsed.as_ref().map(|v| &v["error"]) {
+        Some(e) if e.is_object() => format!(
+            "{}: {}",
+            e["code"].as_str().unwrap_or("error"),
+            e["message"].as_str().unwrap_or("")
+        ),
+        _ => body.trim().to_owned(),
+    };
+    text.chars().take(300).collect()
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

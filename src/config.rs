@@ -77,6 +77,7 @@ struct RawHttp {
     listen: String,
     max_body: String,
     workers: Option<usize>,
+    request_timeout_secs: u64,
 }
 impl Default for RawHttp {
     fn default() -> Self {
@@ -84,6 +85,7 @@ impl Default for RawHttp {
             listen: "127.0.0.1:8088".into(),
             max_body: "25MiB".into(),
             workers: None,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -240,6 +242,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub max_body: usize,
     pub http_workers: Option<usize>,
+    /// Longest a client may take to send its request head, and again its body.
+    pub request_timeout: Duration,
     pub gateway_token: Option<Secret>,
     pub staff_token: Option<Secret>,
     pub admin_token: Option<Secret>,
@@ -348,6 +352,7 @@ impl Config {
             listen,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
             http_workers: raw.http.workers,
+            request_timeout: Duration::from_secs(raw.http.request_timeout_secs.max(1)),
             gateway_token: secret(raw.auth.gateway_token),
             staff_token: secret(raw.auth.staff_token),
             admin_token: secret(raw.auth.admin_token),

@@ -55,11 +55,7 @@ pub struct Facts {
 impl Facts {
     /// First value of a header, any case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        crate::parse::find_header(&self.headers, name)
     }
 
     /// The address replies go to: a valid `Reply-To`, else `From`.

@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     intake::telemetry::init("info", std::io::stderr);
-    let cli = intake::cli::Cli::parse();
-    intake::cli::run(cli)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match intake::cli::Cli::try_parse_from(&args) {
+        Ok(cli) => intake::cli::run(cli),
+        Err(e) => intake::cli::usage_error(e, &args),
+    }
 }

@@ -36,6 +36,8 @@ pub enum StoreError {
     NoSuchTicket(u64),
     #[error("the store's committer has stopped")]
     CommitterGone,
+    #[error("the store is being reopened after a fault")]
+    Reopening,
 }
 
 impl StoreError {
@@ -175,8 +177,21 @@ pub struct Committed {
 }
 
 /// Handle on the sled database; clone freely.
+///
+/// The trees sit behind a swappable cell: sled poisons itself after an I/O error
+/// (a full or read-only disk), so [`Store::heal`] drops the poisoned database and
+/// opens it again from disk, and every clone of the handle carries on with the new one.
 #[derive(Clone)]
 pub struct Store {
+    cell: Arc<std::sync::RwLock<Option<Arc<Trees>>>>,
+    path: std::path::PathBuf,
+    cache_bytes: u64,
+    last_heal: Arc<std::sync::Mutex<Option<Instant>>>,
+    first_number: u64,
+}
+
+/// The open database and its trees.
+struct Trees {
     db: sled::Db,
     raw: sled::Tree,
     messages: sled::Tree,
@@ -189,8 +204,10 @@ pub struct Store {
     sent: sled::Tree,
     replies: sled::Tree,
     meta: sled::Tree,
-    first_number: u64,
 }
+
+/// Shortest pause between two attempts to reopen a failed store.
+const HEAL_INTERVAL: Duration = Duration::from_millis(250);
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
 const NEXT_SEQ: &[u8] = b"next_seq";
@@ -237,6 +254,32 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
+fn open_trees(path: &std::path::Path, cache_bytes: u64) -> Result<Trees, StoreError> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
+        .use_compression(true)
+        .compression_factor(3)
+        .flush_every_ms(Some(1000))
+        .open()
+        .map_err(StoreError::sled("open"))?;
+    let t = |name: &str| db.open_tree(name).map_err(StoreError::sled("open tree"));
+    Ok(Trees {
+        raw: t("raw")?,
+        messages: t("messages")?,
+        dedup: t("dedup")?,
+        tickets: t("tickets")?,
+        thread: t("thread")?,
+        owners: t("owners")?,
+        senders: t("senders")?,
+        outbox: t("outbox")?,
+        sent: t("sent")?,
+        replies: t("replies")?,
+        meta: t("meta")?,
+        db,
+    })
+}
+
 impl Store {
     /// Opens (creating) the database under `path`.
     ///
@@ -247,30 +290,77 @@ impl Store {
         first_number: u64,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
-            .use_compression(true)
-            .compression_factor(3)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(StoreError::sled("open"))?;
-        let t = |name: &str| db.open_tree(name).map_err(StoreError::sled("open tree"));
+        let trees = open_trees(path, cache_bytes)?;
         Ok(Store {
-            raw: t("raw")?,
-            messages: t("messages")?,
-            dedup: t("dedup")?,
-            tickets: t("tickets")?,
-            thread: t("thread")?,
-            owners: t("owners")?,
-            senders: t("senders")?,
-            outbox: t("outbox")?,
-            sent: t("sent")?,
-            replies: t("replies")?,
-            meta: t("meta")?,
-            db,
+            cell: Arc::new(std::sync::RwLock::new(Some(Arc::new(trees)))),
+            path: path.to_owned(),
+            cache_bytes,
+            last_heal: Arc::default(),
             first_number,
         })
+    }
+
+    /// The open trees; an error while the store is being reopened.
+    fn t(&self) -> Result<Arc<Trees>, StoreError> {
+        self.cell
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Reopening)
+    }
+
+    /// After an I/O error: drops the (poisoned) database and opens it again from
+    /// disk, at most once per `HEAL_INTERVAL`. What was flushed before the fault is
+    /// there again; what was not was answered with an error and will be retried.
+    ///
+    /// # Errors
+    /// The database cannot be opened yet (the fault persists).
+    pub fn heal(&self) -> Result<(), StoreError> {
+        {
+            let mut last = self.last_heal.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < HEAL_INTERVAL) {
+                return Err(StoreError::Reopening);
+            }
+            *last = Some(Instant::now());
+        }
+        let mut cell = self.cell.write().unwrap_or_else(|p| p.into_inner());
+        // sled holds a file lock until every handle on the old database is gone;
+        // readers hold one only for the duration of a call.
+        if let Some(old) = cell.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut old = Some(old);
+            while let Some(o) = old.take() {
+                match Arc::try_unwrap(o) {
+                    Ok(trees) => drop(trees),
+                    Err(shared) if Instant::now() < deadline => {
+                        old = Some(shared);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(shared) => drop(shared),
+                }
+            }
+        }
+        let mut err = None;
+        for _ in 0..20 {
+            match open_trees(&self.path, self.cache_bytes) {
+                Ok(trees) => {
+                    *cell = Some(Arc::new(trees));
+                    tracing::warn!(path = %self.path.display(), "store reopened after a fault");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let locked = matches!(&e, StoreError::Sled { source: sled::Error::Io(io), .. } if io.kind() == std::io::ErrorKind::WouldBlock)
+                        || e.to_string().contains("lock")
+                        || format!("{e:?}").contains("lock");
+                    err = Some(e);
+                    if !locked {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        Err(err.unwrap_or(StoreError::Reopening))
     }
 
     /// Makes everything written so far durable.
@@ -278,18 +368,29 @@ impl Store {
     /// # Errors
     /// The fsync failed (disk full, read-only file system).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db
+        self.t()?
+            .db
             .flush()
             .map(|_| ())
             .map_err(StoreError::sled("flush"))
     }
 
     /// Whether the database answers reads and writes (for `/readyz`).
+    ///
+    /// The probe is flushed: a full or read-only disk only shows when sled writes.
+    /// A failed probe tries to reopen the store (see [`Store::heal`]) and probes again.
     pub fn check(&self) -> Result<(), StoreError> {
-        self.meta
-            .insert(b"ready_probe", &be(Timestamp::now().as_second() as u64))
-            .map(|_| ())
-            .map_err(StoreError::sled("probe"))
+        let probe = || -> Result<(), StoreError> {
+            self.t()?
+                .meta
+                .insert(b"ready_probe", &be(Timestamp::now().as_second() as u64))
+                .map_err(StoreError::sled("probe"))?;
+            self.flush()
+        };
+        probe().or_else(|e| match self.heal() {
+            Ok(()) => probe(),
+            Err(_) => Err(e),
+        })
     }
 
     /// The message filed under a dedup key, if any.
@@ -298,7 +399,8 @@ impl Store {
     /// Read failures and corrupt records.
     pub fn find_filed(&self, dedup_key: &[u8]) -> Result<Option<MessageRecord>, StoreError> {
         match read_u64(
-            self.dedup
+            self.t()?
+                .dedup
                 .get(dedup_key)
                 .map_err(StoreError::sled("read dedup"))?,
         ) {
@@ -312,7 +414,8 @@ impl Store {
     /// # Errors
     /// Read failures and corrupt records.
     pub fn message(&self, seq: u64) -> Result<Option<MessageRecord>, StoreError> {
-        self.messages
+        self.t()?
+            .messages
             .get(be(seq))
             .map_err(StoreError::sled("read message"))?
             .map(|b| dec("messages", &b))
@@ -325,6 +428,7 @@ impl Store {
     /// Read failures.
     pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
+            .t()?
             .raw
             .get(be(seq))
             .map_err(StoreError::sled("read raw"))?
@@ -336,7 +440,8 @@ impl Store {
     /// # Errors
     /// Read failures and corrupt records.
     pub fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError> {
-        self.tickets
+        self.t()?
+            .tickets
             .get(be(number))
             .map_err(StoreError::sled("read ticket"))?
             .map(|b| dec("tickets", &b))
@@ -350,7 +455,8 @@ impl Store {
     pub fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
         let key = normalise_id(message_id);
         Ok(read_u64(
-            self.thread
+            self.t()?
+                .thread
                 .get(key.as_bytes())
                 .map_err(StoreError::sled("read thread"))?,
         ))
@@ -391,7 +497,7 @@ impl Store {
         let start = prefixed(index_key, &[&ts_key(since)]);
         let end = prefixed(index_key, &[&[0xff; 16]]);
         let mut out = Vec::new();
-        for item in self.owners.range(start..end) {
+        for item in self.t()?.owners.range(start..end) {
             let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
             let Some(num) = k
                 .get(k.len().saturating_sub(8)..)
@@ -429,7 +535,7 @@ impl Store {
             &[&ts_key(until + jiff::SignedDuration::from_secs(1))],
         );
         let mut n = 0;
-        for item in self.senders.range(start..end) {
+        for item in self.t()?.senders.range(start..end) {
             if n >= limit {
                 break;
             }
@@ -444,7 +550,8 @@ impl Store {
     /// # Errors
     /// Read failures and corrupt records.
     pub fn outbox_items(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.outbox
+        self.t()?
+            .outbox
             .iter()
             .map(|r| {
                 let (_, v) = r.map_err(StoreError::sled("scan outbox"))?;
@@ -459,6 +566,7 @@ impl Store {
     /// Read failures and corrupt records.
     pub fn next_due(&self, now: Timestamp) -> Result<Option<OutboxItem>, StoreError> {
         let Some(first) = self
+            .t()?
             .outbox
             .first()
             .map_err(StoreError::sled("read outbox"))?
@@ -471,7 +579,7 @@ impl Store {
 
     /// Number of queued replies.
     pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
+        self.t().map(|t| t.outbox.len()).unwrap_or(0)
     }
 
     /// Records a failed attempt and when to try again.
@@ -483,7 +591,8 @@ impl Store {
         batch.remove(item.queue_key.as_slice());
         item.queue_key = queue_key(item.next_at, &item.key);
         batch.insert(item.queue_key.as_slice(), enc(item));
-        self.outbox
+        self.t()?
+            .outbox
             .apply_batch(batch)
             .map_err(StoreError::sled("reschedule"))?;
         self.flush()
@@ -499,7 +608,8 @@ impl Store {
             at,
             ok,
         };
-        (&self.outbox, &self.sent)
+        let t = self.t()?;
+        (&t.outbox, &t.sent)
             .transaction(|(outbox, sent)| {
                 outbox.remove(item.queue_key.as_slice())?;
                 sent.insert(item.key.as_slice(), enc(&rec))?;
@@ -520,7 +630,8 @@ impl Store {
     /// # Errors
     /// Read failures and corrupt records.
     pub fn sent_items(&self) -> Result<Vec<SentRecord>, StoreError> {
-        self.sent
+        self.t()?
+            .sent
             .iter()
             .map(|r| {
                 let (_, v) = r.map_err(StoreError::sled("scan sent"))?;
@@ -545,17 +656,18 @@ impl Store {
 
     /// Applies one filing in a transaction (no flush). Used by the committer.
     fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
+        let t = self.t()?;
         let trees = [
-            &self.raw,
-            &self.messages,
-            &self.dedup,
-            &self.tickets,
-            &self.thread,
-            &self.owners,
-            &self.senders,
-            &self.outbox,
-            &self.replies,
-            &self.meta,
+            &t.raw,
+            &t.messages,
+            &t.dedup,
+            &t.tickets,
+            &t.thread,
+            &t.owners,
+            &t.senders,
+            &t.outbox,
+            &t.replies,
+            &t.meta,
         ];
         let first_number = self.first_number;
         let res = trees
@@ -802,13 +914,22 @@ impl Committer {
     /// The transaction or the flush failed; the committer is gone.
     pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sender = self.tx.clone();
-        // The channel is bounded: block a pool thread, not the async worker, when full.
-        let sent = tokio::task::spawn_blocking(move || sender.send((filing, tx)).is_ok())
-            .await
-            .unwrap_or(false);
-        if !sent {
-            return Err(Arc::new(StoreError::CommitterGone));
+        // Usually there is room: no thread hop. The channel is bounded: when it is
+        // full, block a pool thread, not the async worker.
+        match self.tx.try_send((filing, tx)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(Arc::new(StoreError::CommitterGone))
+            }
+            Err(mpsc::TrySendError::Full(item)) => {
+                let sender = self.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || sender.send(item).is_ok())
+                    .await
+                    .unwrap_or(false);
+                if !sent {
+                    return Err(Arc::new(StoreError::CommitterGone));
+                }
+            }
         }
         rx.await
             .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
@@ -867,6 +988,9 @@ fn commit_loop(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
+        let mut fault = round
+            .iter()
+            .any(|(r, _)| matches!(r, Err(StoreError::Sled { .. } | StoreError::Reopening)));
         let flushed = if round
             .iter()
             .any(|(r, _)| r.as_ref().is_ok_and(|c| !c.redelivery))
@@ -875,6 +999,7 @@ fn commit_loop(
         } else {
             Ok(())
         };
+        fault |= flushed.is_err();
         for (res, reply) in round.drain(..) {
             let out = match (&flushed, res) {
                 (Err(e), Ok(_)) => {
@@ -884,6 +1009,13 @@ fn commit_loop(
                 (_, res) => res.map_err(Arc::new),
             };
             let _ = reply.send(out);
+        }
+        if fault {
+            // sled refuses everything after an I/O error: reopen it, so that the
+            // service recovers by itself once the disk has room or is writable.
+            if let Err(e) = store.heal() {
+                tracing::warn!(error = %e, "store still unavailable");
+            }
         }
     }
 }
@@ -1052,7 +1184,7 @@ mod reopen_tests {
         let store = Store::open(dir.path(), 100_001, 0).unwrap();
         eprintln!(
             "meta next_ticket = {:?}",
-            store.meta.get(NEXT_TICKET).unwrap()
+            store.t().unwrap().meta.get(NEXT_TICKET).unwrap()
         );
         let r = store.apply(&tests::filing_pub("b")).unwrap();
         assert_eq!(r.record.decision.ticket, Some(100_002));

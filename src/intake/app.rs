@@ -36,6 +36,8 @@ pub struct AppState {
     pub max_body: usize,
     pub clock: Clock,
     pub tag_prefix: String,
+    /// Longest wait for a request body (slow or stalled clients get 408).
+    pub body_timeout: std::time::Duration,
 }
 
 /// A built, bound service, not yet running.
@@ -144,6 +146,7 @@ impl App {
             max_body: config.max_body,
             clock,
             tag_prefix: config.tag_prefix.clone(),
+            body_timeout: config.request_timeout,
         });
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -158,7 +161,8 @@ impl App {
                 .configure(super::handlers::configure)
                 .configure(crate::metrics::configure)
         })
-        .client_request_timeout(std::time::Duration::from_secs(30))
+        .client_request_timeout(config.request_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .shutdown_timeout(10);
         if let Some(w) = config.http_workers {
             server = server.workers(w.max(1));

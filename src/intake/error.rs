@@ -21,6 +21,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     InvalidPayload(String),
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("{message}")]
     RulesInvalid {
         message: String,
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidPayload(_) => "invalid_payload",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::RulesInvalid { .. } => "rules_invalid",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -60,6 +63,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidPayload(_) | ApiError::RulesInvalid { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -140,7 +140,9 @@ async fn post_message(
             return Err(ApiError::UnsupportedMediaType(essence));
         }
     }
-    let raw = read_body(&req, payload, state.max_body).await?;
+    let raw = tokio::time::timeout(state.body_timeout, read_body(&req, payload, state.max_body))
+        .await
+        .map_err(|_| ApiError::RequestTimeout(state.body_timeout))??;
     if raw.is_empty() {
         return Err(ApiError::InvalidPayload(
             "empty body: send the raw message".into(),

@@ -124,7 +124,8 @@ pub struct Msg(Arc<MsgInner>);
 
 struct MsgInner {
     facts: Arc<Facts>,
-    fields: Map,
+    /// Values of [`MSG_FIELDS`], by position: converted on first access, then cloned.
+    values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
 fn s(v: &str) -> Dynamic {
@@ -173,88 +174,78 @@ fn ticket_map(t: &Ticket, now: Timestamp) -> Dynamic {
 }
 
 impl Msg {
-    /// Wraps facts; every field is converted once here.
+    /// Wraps facts; each property is converted on first access, once.
     pub fn new(facts: Arc<Facts>) -> Msg {
-        let f = &facts;
-        let at = f.received_at;
-        let mut m = Map::new();
-        m.insert("from".into(), s(&f.from));
-        m.insert("from_name".into(), s(&f.from_name));
-        m.insert("reply_to".into(), s(&f.reply_to));
-        m.insert("to".into(), strings(&f.to));
-        m.insert("cc".into(), strings(&f.cc));
-        m.insert("subject".into(), s(&f.subject));
-        m.insert("subject_core".into(), s(&f.subject_core));
-        m.insert(
-            "ticket_ref".into(),
-            f.ticket_ref
-                .map(|n| Dynamic::from_int(n as INT))
-                .unwrap_or(Dynamic::UNIT),
-        );
-        m.insert("message_id".into(), s(&f.message_id));
-        m.insert("in_reply_to".into(), strings(&f.in_reply_to));
-        m.insert("references".into(), strings(&f.references));
-        m.insert("text".into(), s(&f.text));
-        m.insert("text_new".into(), s(&f.text_new));
-        let atts: Array = f
-            .attachments
-            .iter()
-            .map(|a| {
-                let mut am = Map::new();
-                am.insert("name".into(), s(&a.name));
-                am.insert("mime".into(), s(&a.mime));
-                am.insert("size".into(), Dynamic::from_int(a.size as INT));
-                Dynamic::from_map(am)
-            })
-            .collect();
-        m.insert("attachments".into(), Dynamic::from_array(atts));
-        m.insert("lang".into(), s(&f.lang));
-        m.insert("size".into(), Dynamic::from_int(f.size as INT));
-        m.insert(
-            "received_at".into(),
-            Dynamic::from_int(at.as_second() as INT),
-        );
-        m.insert("client_ids".into(), strings(&f.client_ids));
-        m.insert(
-            "contract".into(),
-            f.contract
-                .as_ref()
-                .map(|c| contract_map(c, at))
-                .unwrap_or(Dynamic::UNIT),
-        );
-        m.insert(
-            "sender_contract".into(),
-            f.sender_contract
-                .as_ref()
-                .map(|c| contract_map(c, at))
-                .unwrap_or(Dynamic::UNIT),
-        );
-        m.insert(
-            "envelope_from".into(),
-            f.envelope
-                .mail_from
-                .as_deref()
-                .map(s)
-                .unwrap_or(Dynamic::UNIT),
-        );
-        m.insert("envelope_to".into(), strings(&f.envelope.rcpt_to));
-        m.insert(
-            "client_ip".into(),
-            f.envelope
-                .client_ip
-                .as_deref()
-                .map(s)
-                .unwrap_or(Dynamic::UNIT),
-        );
-        m.insert("parsed".into(), Dynamic::from_bool(f.parsed));
         Msg(Arc::new(MsgInner {
-            facts: facts.clone(),
-            fields: m,
+            facts,
+            values: MSG_FIELDS
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
         }))
     }
 
-    fn get(&self, name: &str) -> Dynamic {
-        self.0.fields.get(name).cloned().unwrap_or(Dynamic::UNIT)
+    fn get(&self, index: usize) -> Dynamic {
+        let Some(cell) = self.0.values.get(index) else {
+            return Dynamic::UNIT;
+        };
+        cell.get_or_init(|| property(&self.0.facts, MSG_FIELDS[index]))
+            .clone()
+    }
+}
+
+/// Converts one property of the facts for scripts.
+fn property(f: &Facts, name: &str) -> Dynamic {
+    let at = f.received_at;
+    let opt = |v: Option<&str>| v.map(s).unwrap_or(Dynamic::UNIT);
+    match name {
+        "from" => s(&f.from),
+        "from_name" => s(&f.from_name),
+        "reply_to" => s(&f.reply_to),
+        "to" => strings(&f.to),
+        "cc" => strings(&f.cc),
+        "subject" => s(&f.subject),
+        "subject_core" => s(&f.subject_core),
+        "ticket_ref" => f
+            .ticket_ref
+            .map(|n| Dynamic::from_int(n as INT))
+            .unwrap_or(Dynamic::UNIT),
+        "message_id" => s(&f.message_id),
+        "in_reply_to" => strings(&f.in_reply_to),
+        "references" => strings(&f.references),
+        "text" => s(&f.text),
+        "text_new" => s(&f.text_new),
+        "attachments" => Dynamic::from_array(
+            f.attachments
+                .iter()
+                .map(|a| {
+                    let mut am = Map::new();
+                    am.insert("name".into(), s(&a.name));
+                    am.insert("mime".into(), s(&a.mime));
+                    am.insert("size".into(), Dynamic::from_int(a.size as INT));
+                    Dynamic::from_map(am)
+                })
+                .collect(),
+        ),
+        "lang" => s(&f.lang),
+        "size" => Dynamic::from_int(f.size as INT),
+        "received_at" => Dynamic::from_int(at.as_second() as INT),
+        "client_ids" => strings(&f.client_ids),
+        "contract" => f
+            .contract
+            .as_ref()
+            .map(|c| contract_map(c, at))
+            .unwrap_or(Dynamic::UNIT),
+        "sender_contract" => f
+            .sender_contract
+            .as_ref()
+            .map(|c| contract_map(c, at))
+            .unwrap_or(Dynamic::UNIT),
+        "envelope_from" => opt(f.envelope.mail_from.as_deref()),
+        "envelope_to" => strings(&f.envelope.rcpt_to),
+        "client_ip" => opt(f.envelope.client_ip.as_deref()),
+        "parsed" => Dynamic::from_bool(f.parsed),
+        _ => Dynamic::UNIT,
     }
 }
 
@@ -360,16 +351,11 @@ fn regex(pattern: &str) -> Res<Arc<regex::Regex>> {
 /// Registers the `Message` type and every helper.
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Msg>("Message");
-    for &name in MSG_FIELDS {
-        engine.register_get(name, move |m: &mut Msg| m.get(name));
+    for (index, &name) in MSG_FIELDS.iter().enumerate() {
+        engine.register_get(name, move |m: &mut Msg| m.get(index));
     }
     engine.register_fn("header", |m: &mut Msg, name: &str| -> Dynamic {
-        m.0.facts
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| s(v))
-            .unwrap_or(Dynamic::UNIT)
+        m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT)
     });
     engine.register_fn("headers", |m: &mut Msg, name: &str| -> Array {
         let name = name.to_ascii_lowercase();
@@ -395,6 +381,19 @@ pub fn register(engine: &mut Engine) {
         );
         Ok(r)
     });
+    engine.register_fn("has_any_finding", |a: &str, b: &str| -> Res<bool> {
+        with_ctx(|c| c.findings.iter().any(|f| f.code == a || f.code == b))
+    });
+    engine.register_fn(
+        "has_any_finding",
+        |a: &str, b: &str, d: &str| -> Res<bool> {
+            with_ctx(|c| {
+                c.findings
+                    .iter()
+                    .any(|f| f.code == a || f.code == b || f.code == d)
+            })
+        },
+    );
     engine.register_fn("has_any_finding", |codes: Array| -> Res<bool> {
         let shown = || {
             let names: Vec<String> = codes.iter().map(|c| c.to_string()).collect();

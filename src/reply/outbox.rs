@@ -107,6 +107,9 @@ pub struct Outbox {
     pub wake: Arc<tokio::sync::Notify>,
     /// One delivery at a time, whoever calls (worker or a test's drain).
     busy: Arc<tokio::sync::Mutex<()>>,
+    /// Replies the relay accepted but the store could not mark as sent (disk
+    /// full): recorded before anything else is sent, and never sent again.
+    unrecorded: Arc<std::sync::Mutex<Vec<OutboxItem>>>,
 }
 
 enum Fault {
@@ -141,6 +144,7 @@ impl Outbox {
             transport,
             wake: Arc::new(tokio::sync::Notify::new()),
             busy: Arc::new(tokio::sync::Mutex::new(())),
+            unrecorded: Arc::default(),
         }
     }
 
@@ -186,6 +190,9 @@ impl Outbox {
 
     async fn deliver_step(&self) -> Delivery {
         let _one_at_a_time = self.busy.lock().await;
+        if let Some(waiting) = self.record_unrecorded() {
+            return waiting;
+        }
         let now = Timestamp::now();
         let mut item = match self.store.next_due(now) {
             Ok(Some(item)) => item,
@@ -204,7 +211,12 @@ impl Outbox {
         match result {
             Ok(()) => {
                 if let Err(e) = self.store.mark_done(&item, true, Timestamp::now()) {
-                    tracing::error!(message_id = %id, error = %e, "reply sent but not recorded; it may be sent again");
+                    tracing::error!(message_id = %id, error = %e, "reply sent but not recorded yet; holding the outbox until it is");
+                    self.unrecorded
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(item.clone());
+                    let _ = self.store.heal();
                 }
                 tracing::info!(message_id = %id, to = %item.intent.to, template = %item.intent.template, "reply sent");
                 Delivery::Sent { message_id: id }
@@ -231,6 +243,29 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Marks replies sent earlier whose mark failed; while that still fails, the
+    /// outbox waits (sending more would only grow the set a crash could repeat).
+    fn record_unrecorded(&self) -> Option<Delivery> {
+        let mut pending = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(item) = pending.last() {
+            match self.store.mark_done(item, true, Timestamp::now()) {
+                Ok(()) => {
+                    tracing::info!(message_id = %item.message_id, "sent reply recorded");
+                    pending.pop();
+                }
+                Err(e) => {
+                    let _ = self.store.heal();
+                    return Some(Delivery::Retry {
+                        message_id: item.message_id.clone(),
+                        error: format!("sent, but not yet recorded: {e}"),
+                        retry_at: Timestamp::now() + jiff::SignedDuration::from_secs(1),
+                    });
+                }
+            }
+        }
+        None
     }
 
     fn give_up(&self, mut item: OutboxItem, error: String) -> Delivery {

@@ -181,6 +181,11 @@ pub struct TestApp {
 }
 
 pub fn config(opts: &Options, data: &Path) -> Config {
+    config_with(opts, data, &[])
+}
+
+/// Like [`config`] with extra `INTAKE__…` settings.
+pub fn config_with(opts: &Options, data: &Path, extra: &[(&str, &str)]) -> Config {
     let mut env = vec![
         ("INTAKE__HTTP__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("INTAKE__HTTP__WORKERS".to_owned(), "2".to_owned()),
@@ -206,6 +211,11 @@ pub fn config(opts: &Options, data: &Path) -> Config {
     if let Some(m) = opts.max_body {
         env.push(("INTAKE__HTTP__MAX_BODY".to_owned(), m.to_owned()));
     }
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Config::load_from(None, &env).unwrap()
 }
 
@@ -222,6 +232,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        TestApp::spawn_with_env(opts, &[]).await
+    }
+
+    /// Like [`TestApp::spawn_with`] with extra `INTAKE__…` settings.
+    pub async fn spawn_with_env(opts: Options, extra: &[(&str, &str)]) -> TestApp {
         init_logs();
         let (tmp, data) = match &opts.data {
             Some(d) => (None, d.clone()),
@@ -231,7 +246,7 @@ impl TestApp {
                 (Some(t), d)
             }
         };
-        let cfg = config(&opts, &data);
+        let cfg = config_with(&opts, &data, extra);
         // A previous instance on the same directory may still be letting go of sled's lock.
         let deadline = Instant::now() + Duration::from_secs(10);
         let app = loop {

@@ -1,10 +1,16 @@
 //! One integration binary: the real server, a real sled directory, a real SMTP
 //! server on loopback.
 
+mod badinput;
 mod corpus;
+mod crash;
 mod helpers;
 mod hook;
 mod outbox;
+mod process;
+mod redelivery;
 mod reload;
 mod rules;
+mod storage;
+mod submit;
 mod tools;
