@@ -155,24 +155,32 @@ async fn watch_from(
 }
 
 /// Reloads on every `SIGHUP` until `shutdown` changes or its sender is gone.
+/// The handler is installed now, by this call (inside the runtime), so a
+/// signal that arrives before the returned future first runs is not fatal.
 #[cfg(unix)]
-pub async fn on_sighup(handle: Arc<RulesHandle>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub fn on_sighup(
+    handle: Arc<RulesHandle>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; reload through the API");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            got = hup.recv() => {
-                if got.is_none() { return; }
-                let h = handle.clone();
-                let _ = tokio::task::spawn_blocking(move || reload(&h, Trigger::Sighup)).await;
+    let hup = signal(SignalKind::hangup());
+    async move {
+        let mut hup = match hup {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reload through the API");
+                return;
             }
-            _ = shutdown.changed() => return,
+        };
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() { return; }
+                    let h = handle.clone();
+                    let _ = tokio::task::spawn_blocking(move || reload(&h, Trigger::Sighup)).await;
+                }
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

@@ -288,7 +288,10 @@ mod tests {
         std::fs::write(dir.path().join("decide.rhai"), "#{ outcome: \"create\" }").unwrap();
         std::fs::write(dir.path().join("10-x.rhai"), "// x\nif lookup(1) { }\n").unwrap();
         let err = RuleSet::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("10-x.rhai:2:4: unknown function 'lookup'"), "{err}");
+        assert!(
+            err.contains("10-x.rhai:2:4: unknown function 'lookup'"),
+            "{err}"
+        );
         assert!(RuleSet::load_checked(dir.path(), false).is_ok());
     }
 

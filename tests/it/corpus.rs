@@ -66,7 +66,11 @@ fn a_wrong_expectation_fails_with_a_readable_diff() {
         .unwrap_or_else(|| panic!("no outcome row in\n{report}"))
         .split_whitespace()
         .collect();
-    assert_eq!(outcome_row, ["outcome", "reject", "create", "≠"], "{report}");
+    assert_eq!(
+        outcome_row,
+        ["outcome", "reject", "create", "≠"],
+        "{report}"
+    );
     assert!(report.contains("missing: out_of_scope"), "{report}");
     assert!(report.contains("      explain:"), "{report}");
     assert!(
