@@ -379,3 +379,47 @@ async fn metrics_count_messages_findings_rules_replies_and_requests() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_rule_errors_and_limit_hits() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    copy_rules(&rules);
+    std::fs::write(
+        rules.join("98-runaway.rhai"),
+        "let n = 0;\nloop { n += 1; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("99-crash.rhai"),
+        "let parts = msg.subject.split(\" \");\nlet x = parts[1000];\n",
+    )
+    .unwrap();
+    let app = spawn_on(&rules, smtp.port).await;
+    let (s, b) = app.post(&numbered(20));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "needs_review", "{b}");
+    let text = metrics(&app);
+    assert!(
+        sample(&text, "intake_rule_limit_hits_total{rule=\"runaway\"}").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "intake_rule_errors_total{rule=\"runaway\"}").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "intake_rule_errors_total{rule=\"crash\"}").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "intake_rule_limit_hits_total{rule=\"crash\"}"),
+        None,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "intake_findings_total{code=\"policy_error\"}").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+}
