@@ -14,8 +14,6 @@ use crate::config::Config;
 use crate::corpus;
 use crate::facts::Envelope;
 use crate::intake::App;
-use crate::pipeline::Prepared;
-use crate::policy::RuleSet;
 
 /// sysexits(3) codes used by `submit`.
 pub mod sysexits {
@@ -73,9 +71,25 @@ pub enum Command {
         /// Write JUnit XML here.
         #[arg(long)]
         junit: Option<PathBuf>,
-        /// Only cases whose name starts with this finding code.
+        /// Only cases about this finding code: named after it, or expecting it in a step.
         #[arg(long)]
         only: Option<String>,
+        /// Worker threads (default: the number of CPUs).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
+    /// Show the corpus cases whose decision changes between two versions of rules/.
+    /// Exit 0 when none changes, 1 when some do, 2 on trouble (like diff(1)).
+    Diff {
+        /// The rules directory in force now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The rules directory proposed.
+        #[arg(long)]
+        to: PathBuf,
+        /// Corpus directory holding contracts.toml and cases/.
+        #[arg(default_value = "fixtures")]
+        corpus: PathBuf,
         /// Worker threads (default: the number of CPUs).
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
@@ -161,6 +175,12 @@ pub fn run(cli: Cli) -> ExitCode {
             jobs,
         } => test(&config, &dir, rules, junit, only, jobs),
         Command::Lint { dir } => lint(&dir),
+        Command::Diff {
+            from,
+            to,
+            corpus,
+            jobs,
+        } => diff(&config, &from, &to, &corpus, jobs),
         Command::Submit {
             sender,
             url,
@@ -225,91 +245,66 @@ fn check(
         .unwrap_or_else(Timestamp::now);
     let dir = tempfile::tempdir()?;
     let pipeline = runner.pipeline_in(dir.path())?;
-    let Prepared::New {
-        filing,
-        evaluation,
-        facts,
-    } = pipeline.prepare(raw, Envelope::default(), now)?
-    else {
+    let outbox = crate::reply::outbox::OutboxConfig::from_config(config);
+    let (record, trace) = crate::explain::run(&pipeline, &outbox, raw, Envelope::default(), now)?;
+    let Some(trace) = trace else {
         anyhow::bail!("a fresh store cannot hold this message already");
     };
-    let record = pipeline
-        .committer
-        .commit_blocking((*filing).clone())
-        .map_err(|e| anyhow::anyhow!(e))?
-        .record;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&crate::intake::handlers::decision_json(&record))?
-        )?;
-    } else {
-        let d = &record.decision;
-        writeln!(
-            out,
-            "outcome: {}\nstatus:  {}\nticket:  {}\nreply:   {}\nrules:   {}",
-            d.outcome.as_str(),
-            d.status.map(|s| s.as_str()).unwrap_or("-"),
-            d.ticket
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "-".into()),
-            d.reply.as_deref().unwrap_or("none"),
-            record.rules_revision
-        )?;
-        for f in &d.findings {
-            writeln!(out, "finding: {} ({}): {}", f.code, f.rule, f.detail)?;
+        let mut v = crate::intake::handlers::decision_json(&record);
+        if explain {
+            v["explain"] = serde_json::to_value(&trace)?;
         }
-        if let Some(why) = &record.reply_suppressed {
-            writeln!(out, "reply suppressed: {why}")?;
-        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = &record.decision;
+    writeln!(
+        out,
+        "outcome: {}\nstatus:  {}\nticket:  {}\nreply:   {}\nrules:   {}",
+        d.outcome.as_str(),
+        d.status.map(|s| s.as_str()).unwrap_or("-"),
+        d.ticket
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".into()),
+        d.reply.as_deref().unwrap_or("none"),
+        record.rules_revision
+    )?;
+    for f in &d.findings {
+        writeln!(out, "finding: {} ({}): {}", f.code, f.rule, f.detail)?;
+    }
+    if let Some(why) = &record.reply_suppressed {
+        writeln!(out, "reply suppressed: {why}")?;
     }
     if explain {
-        writeln!(out, "\nfacts: from={} subject_core={:?} lang={} client_ids={:?} contract={} sender_contract={} ticket_ref={:?} attachments={}",
-            facts.from, facts.subject_core, facts.lang, facts.client_ids,
-            facts.contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
-            facts.sender_contract.as_ref().map(|c| c.client_id.as_str()).unwrap_or("-"),
-            facts.ticket_ref, facts.attachments.len())?;
-        let excerpt: String = facts.text_new.chars().take(600).collect();
-        writeln!(
-            out,
-            "text_new ({} of {} bytes):\n  | {}",
-            excerpt.len(),
-            facts.text_new.len(),
-            excerpt.replace('\n', "\n  | ")
-        )?;
-        writeln!(out, "rules (revision {}):", evaluation.revision)?;
-        for t in &evaluation.trace {
-            writeln!(
-                out,
-                "  {:<24} {:>6} µs  {}{}",
-                t.rule,
-                t.micros,
-                if t.findings.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.findings.join(", ")
-                },
-                t.error
-                    .as_ref()
-                    .map(|e| format!("  ERROR {e}"))
-                    .unwrap_or_default()
-            )?;
-        }
-        for f in &record.decision.findings {
-            writeln!(out, "  · {}: {}", f.code, f.detail)?;
-        }
-        let outbox = pipeline.store.outbox_items()?;
-        if let Some(item) = outbox.first() {
-            writeln!(
-                out,
-                "reply to {} ({}/{}), Message-ID <{}>",
-                item.intent.to, item.intent.lang, item.intent.template, item.message_id
-            )?;
-        }
+        write!(out, "\n{}", trace.render(""))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+/// `[#########...........]  120/200 cases, 1 failed` on one terminal line.
+fn progress_line(done: usize, total: usize, failed: usize) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!(
+        "\r[{}{}] {done}/{total} cases{}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    )
 }
 
 fn test(
@@ -324,26 +319,29 @@ fn test(
     let runner = corpus::Runner::new(&rules_path, &dir.join("contracts.toml"), config.clone())?;
     let mut cases = corpus::discover(dir)?;
     if let Some(code) = &only {
-        cases.retain(|c| c.name.starts_with(code.as_str()));
+        cases.retain(|c| {
+            c.name.starts_with(code.as_str())
+                || c.steps.iter().any(|s| s.expect.findings.contains(code))
+        });
     }
     if cases.is_empty() {
         anyhow::bail!("no cases found under {}", dir.display());
     }
-    let threads = jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
     let tty = std::io::stderr().is_terminal();
     let total = cases.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let progress = |_: &corpus::CaseResult| {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let failed_so_far = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |r: &corpus::CaseResult| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = done.fetch_add(1, SeqCst) + 1;
+        if !r.passed() {
+            failed_so_far.fetch_add(1, SeqCst);
+        }
         if tty {
-            eprint!("\r{n}/{total} cases");
+            eprint!("{}", progress_line(n, total, failed_so_far.load(SeqCst)));
         }
     };
-    let results = corpus::run_all(&runner, &cases, threads, &progress);
+    let results = corpus::run_all(&runner, &cases, threads(jobs), &progress);
     if tty {
         eprintln!();
     }
@@ -363,6 +361,11 @@ fn test(
         std::fs::write(&path, corpus::junit(&results))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let mut scores = crate::scoring::score(&results);
+    if let Some(code) = &only {
+        scores.retain(|s| &s.code == code);
+    }
+    writeln!(out, "\n{}", crate::scoring::render(&scores))?;
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -371,42 +374,82 @@ fn test(
     })
 }
 
+fn diff(
+    config: &Config,
+    from: &Path,
+    to: &Path,
+    corpus_dir: &Path,
+    jobs: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let contracts = corpus_dir.join("contracts.toml");
+    let mut before = corpus::Runner::new(from, &contracts, config.clone())
+        .with_context(|| format!("--from {}", from.display()))?;
+    let mut after = corpus::Runner::new(to, &contracts, config.clone())
+        .with_context(|| format!("--to {}", to.display()))?;
+    before.explain_failures = false;
+    after.explain_failures = false;
+    let cases = corpus::discover(corpus_dir)?;
+    if cases.is_empty() {
+        anyhow::bail!("no cases found under {}", corpus_dir.display());
+    }
+    let changes = crate::policy_diff::diff(&before, &after, &cases, threads(jobs));
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", crate::policy_diff::render(&changes))?;
+    let count = |v: &str| changes.iter().filter(|c| c.verdict() == v).count();
+    writeln!(
+        out,
+        "{} of {} steps decide differently ({} fixed, {} broken, {} otherwise changed); rules {} → {}",
+        changes.len(),
+        cases.iter().map(|c| c.steps.len()).sum::<usize>(),
+        count("fixes"),
+        count("breaks"),
+        count("changes"),
+        before.rules.revision,
+        after.rules.revision
+    )?;
+    Ok(ExitCode::from(u8::from(!changes.is_empty())))
+}
+
 fn lint(dir: &Path) -> anyhow::Result<ExitCode> {
-    match RuleSet::load(dir) {
-        Ok(set) => {
-            let mut problems = Vec::new();
-            for lang in crate::reply::render::LANGS {
-                for name in ["created", "needs_info", "duplicate", "rejected"] {
-                    if !set.templates.has(lang, name) {
-                        problems.push(format!(
-                            "{}: missing reply template {lang}/{name}",
-                            dir.join("templates").display()
-                        ));
-                    }
-                }
-            }
-            problems.extend(crate::portal::lint_rules(dir, &set));
-            for p in &problems {
-                println!("{p}");
-            }
-            if problems.is_empty() {
-                println!(
-                    "{}: {} rules, revision {}: ok",
-                    dir.display(),
-                    set.rules.len(),
-                    set.revision
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::from(1))
-            }
-        }
+    let report = match crate::policy::lint::lint(dir) {
+        Ok(r) => r,
         Err(e) => {
-            for d in &e.diagnostics {
-                println!("{d}");
-            }
-            Ok(ExitCode::from(1))
+            eprintln!("intake lint: {e}");
+            return Ok(ExitCode::from(2));
         }
+    };
+    for d in &report.diagnostics {
+        println!("{d}");
+    }
+    // The portal's and notifications' own files (rules/notify.toml and its templates).
+    let portal_problems = match crate::policy::RuleSet::load(dir) {
+        Ok(set) => crate::portal::lint_rules(dir, &set),
+        Err(_) => Vec::new(),
+    };
+    for p in &portal_problems {
+        println!("{p}");
+    }
+    if report.diagnostics.is_empty() && portal_problems.is_empty() {
+        println!(
+            "{}: {} rules, revision {}, replies [{}], {} finding codes: ok",
+            dir.display(),
+            report.rules,
+            report.revision.as_deref().unwrap_or("-"),
+            report
+                .templates
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            report.codes.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{} problem(s)",
+            report.diagnostics.len() + portal_problems.len()
+        );
+        Ok(ExitCode::from(1))
     }
 }
 

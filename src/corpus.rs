@@ -63,6 +63,9 @@ pub struct CaseResult {
     /// Per step: (file, expected, actual, passed).
     pub steps: Vec<(PathBuf, Expectation, Option<Actual>, bool)>,
     pub error: Option<String>,
+    /// For a failed case, the explain trace of each step that ran (from a
+    /// second run of the case with the helpers' probes on).
+    pub explains: Vec<Option<String>>,
 }
 
 impl CaseResult {
@@ -156,6 +159,8 @@ pub struct Runner {
     pub rules_path: PathBuf,
     pub contracts: Contracts,
     pub config: Config,
+    /// Run a failed case again with probes on, for its explain trace (on by default).
+    pub explain_failures: bool,
 }
 
 impl Runner {
@@ -169,6 +174,7 @@ impl Runner {
             rules_path: rules_path.to_owned(),
             contracts: Contracts::load(contracts_file)?,
             config,
+            explain_failures: true,
         })
     }
 
@@ -196,6 +202,7 @@ impl Runner {
             name: case.name.clone(),
             steps: Vec::new(),
             error: None,
+            explains: Vec::new(),
         };
         let dir = match tempfile::tempdir() {
             Ok(d) => d,
@@ -228,22 +235,55 @@ impl Runner {
                 }
             }
         }
+        if !result.passed() && self.explain_failures {
+            result.explains = self.explain_case(case);
+        }
         result
+    }
+
+    /// Runs a case again on a fresh store with the helpers' probes on: the
+    /// explain trace of each step (`None` where a step did not run or was a
+    /// re-delivery answered from the store).
+    pub fn explain_case(&self, case: &Case) -> Vec<Option<String>> {
+        let Ok(dir) = tempfile::tempdir() else {
+            return Vec::new();
+        };
+        let Ok(pipeline) = self.pipeline_in(dir.path()) else {
+            return Vec::new();
+        };
+        let outbox = crate::reply::outbox::OutboxConfig::from_config(&self.config);
+        let mut out = Vec::new();
+        for step in &case.steps {
+            let Ok(raw) = std::fs::read(&step.eml) else {
+                break;
+            };
+            let Ok(now) = step_clock(step, &raw) else {
+                break;
+            };
+            match crate::explain::run(&pipeline, &outbox, raw, Envelope::default(), now) {
+                Ok((_, trace)) => out.push(trace.map(|t| t.render(""))),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// The clock of a step: its `now`, else the message's Date header.
+fn step_clock(step: &Step, raw: &[u8]) -> anyhow::Result<Timestamp> {
+    match step.expect.now {
+        Some(t) => Ok(t),
+        None => crate::parse::parse(raw)
+            .date
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .with_context(|| format!("{}: no `now` and no valid Date header", step.eml.display())),
     }
 }
 
 fn run_step(pipeline: &Pipeline, step: &Step) -> anyhow::Result<Actual> {
     let raw =
         std::fs::read(&step.eml).with_context(|| format!("cannot read {}", step.eml.display()))?;
-    let now = match step.expect.now {
-        Some(t) => t,
-        None => crate::parse::parse(&raw)
-            .date
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .with_context(|| {
-                format!("{}: no `now` and no valid Date header", step.eml.display())
-            })?,
-    };
+    let now = step_clock(step, &raw)?;
     let record = match pipeline.prepare(raw, Envelope::default(), now)? {
         Prepared::Filed(r) => *r,
         Prepared::New { filing, .. } => {
@@ -319,49 +359,107 @@ pub fn run_all(
         .collect()
 }
 
-fn show(e: &Expectation) -> String {
-    format!(
-        "outcome={} status={} findings=[{}] reply={}",
-        e.outcome,
-        e.status.as_deref().unwrap_or("-"),
-        e.findings.join(","),
-        e.reply
-    )
+fn set_text(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".to_owned()
+    } else {
+        let mut v = v.to_vec();
+        v.sort();
+        v.join(", ")
+    }
 }
 
-fn show_actual(a: &Actual) -> String {
-    format!(
-        "outcome={} status={} findings=[{}] reply={} ticket={}",
-        a.outcome,
-        a.status.as_deref().unwrap_or("-"),
-        a.findings.join(","),
-        a.reply,
-        a.ticket
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "-".into())
-    )
-}
-
-/// A readable report of a failed case: expected and actual side by side.
+/// A readable report of a failed case: per step, expected and actual side by
+/// side with the differing fields marked, the findings' details, and the
+/// explain trace of the step.
 pub fn failure_report(r: &CaseResult) -> String {
     let mut out = String::new();
     if let Some(e) = &r.error {
         out.push_str(&format!("    error: {e}\n"));
     }
-    for (eml, exp, act, ok) in &r.steps {
+    for (i, (eml, exp, act, ok)) in r.steps.iter().enumerate() {
         if *ok {
             continue;
         }
         out.push_str(&format!("    step {}\n", eml.display()));
-        out.push_str(&format!("      expected: {}\n", show(exp)));
-        match act {
-            Some(a) => {
-                out.push_str(&format!("      actual:   {}\n", show_actual(a)));
-                for d in &a.details {
-                    out.push_str(&format!("        - {d}\n"));
-                }
+        let Some(a) = act else {
+            out.push_str("      (not run)\n");
+            continue;
+        };
+        let ef: BTreeSet<&String> = exp.findings.iter().collect();
+        let af: BTreeSet<&String> = a.findings.iter().collect();
+        let missing: Vec<&str> = ef.difference(&af).map(|s| s.as_str()).collect();
+        let extra: Vec<&str> = af.difference(&ef).map(|s| s.as_str()).collect();
+        let mut findings_note = String::new();
+        if !missing.is_empty() {
+            findings_note.push_str(&format!(" missing: {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            findings_note.push_str(&format!(" unexpected: {}", extra.join(", ")));
+        }
+        let exp_status = exp.status.as_deref().unwrap_or("-");
+        let act_status = a.status.as_deref().unwrap_or("-");
+        let status_differs = match &exp.status {
+            Some(s) => a.status.as_deref() != Some(s.as_str()),
+            None => a.status.is_some(),
+        };
+        let rows = [
+            (
+                "outcome",
+                exp.outcome.clone(),
+                a.outcome.clone(),
+                exp.outcome != a.outcome,
+                String::new(),
+            ),
+            (
+                "status",
+                exp_status.to_owned(),
+                act_status.to_owned(),
+                status_differs,
+                String::new(),
+            ),
+            (
+                "findings",
+                set_text(&exp.findings),
+                set_text(&a.findings),
+                ef != af,
+                findings_note,
+            ),
+            (
+                "reply",
+                exp.reply.clone(),
+                a.reply.clone(),
+                exp.reply != a.reply,
+                String::new(),
+            ),
+        ];
+        let w = rows
+            .iter()
+            .map(|r| r.1.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("expected".len());
+        out.push_str(&format!(
+            "      {:<9} {:<w$}  {}\n",
+            "", "expected", "actual"
+        ));
+        for (name, e, act_v, differs, note) in rows {
+            out.push_str(&format!(
+                "      {name:<9} {e:<w$}  {act_v}{}{note}\n",
+                if differs { "   ≠" } else { "" }
+            ));
+        }
+        if let Some(t) = a.ticket {
+            out.push_str(&format!("      {:<9} {:<w$}  {t}\n", "ticket", ""));
+        }
+        for d in &a.details {
+            out.push_str(&format!("        - {d}\n"));
+        }
+        if let Some(Some(trace)) = r.explains.get(i) {
+            out.push_str("      explain:\n");
+            for l in trace.lines() {
+                out.push_str(&format!("        {l}\n"));
             }
-            None => out.push_str("      actual:   (not run)\n"),
         }
     }
     out

@@ -15,7 +15,11 @@
 //! - [`lifecycle`]: statuses and transitions after intake, SLA timers, staff
 //!   replies and status notifications
 //! - [`pipeline`]: the stages wired together, shared by the server and the tools
-//! - [`intake`]: the HTTP service; [`portal`]: the client portal (HTML); [`corpus`]: the fixture runner; [`cli`]: the commands
+//! - [`explain`]: one message through the pipeline with every rule's reasons, for the tools
+//! - [`intake`]: the HTTP service; [`portal`]: the client portal (HTML); [`corpus`]: the
+//!   fixture runner, [`scoring`]: its per-finding precision and recall, [`policy_diff`]:
+//!   two rule sets over the corpus; [`cli`]: the commands
+//! - [`metrics`]: Prometheus metrics of every stage, served at `/metrics`
 //! - [`config`], [`telemetry`]: settings and logging
 
 pub mod cli;
@@ -23,14 +27,18 @@ pub mod config;
 pub mod contracts;
 pub mod corpus;
 pub mod decision;
+pub mod explain;
 pub mod facts;
 pub mod intake;
 pub mod lifecycle;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;
+pub mod policy_diff;
 pub mod portal;
 pub mod reply;
+pub mod scoring;
 pub mod sla;
 pub mod store;
 pub mod telemetry;

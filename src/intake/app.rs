@@ -137,15 +137,7 @@ impl App {
             pipeline.store.clone(),
             pipeline.rules.clone(),
             pipeline.contracts.clone(),
-            OutboxConfig {
-                relay: config.smtp_relay.clone(),
-                from: config.smtp_from.clone(),
-                timeout: config.smtp_timeout,
-                max_backoff: config.smtp_max_backoff,
-                max_attempts: config.smtp_max_attempts,
-                portal_url: config.portal_url.clone(),
-                tag_prefix: config.tag_prefix.clone(),
-            },
+            OutboxConfig::from_config(config),
         );
         let state = web::Data::new(AppState {
             pipeline,
@@ -170,9 +162,13 @@ impl App {
             ActixApp::new()
                 .app_data(data.clone())
                 .app_data(portal.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::metrics::http_middleware,
+                ))
                 .configure(super::handlers::configure)
                 .configure(super::tickets::configure)
                 .configure(crate::portal::configure)
+                .configure(crate::metrics::configure)
         })
         .client_request_timeout(config.request_timeout)
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
@@ -182,6 +178,18 @@ impl App {
         }
         let server = server.listen(listener)?.run();
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        if config.rules_watch {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(super::reload::watch(
+                        state.pipeline.rules.clone(),
+                        super::reload::WATCH_INTERVAL,
+                        shutdown.subscribe(),
+                    ));
+                }
+                Err(_) => tracing::warn!("no async runtime: rules/ is not watched"),
+            }
+        }
         tracing::info!(listen = %config.listen, port, "intake listening");
         Ok(App {
             server,
@@ -226,6 +234,11 @@ impl App {
         if self.worker.is_none() {
             self.start_outbox();
         }
+        #[cfg(unix)]
+        tokio::spawn(super::reload::on_sighup(
+            self.state.pipeline.rules.clone(),
+            self.shutdown.subscribe(),
+        ));
         let res = self.server.await;
         let _ = self.shutdown.send(true);
         if let Some(w) = self.worker.take() {

@@ -156,9 +156,13 @@ async fn post_message(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("evaluation task failed: {e}")))?
         .map_err(|e| ApiError::StoreUnavailable(e.into()))?;
+    if let Prepared::New { evaluation, .. } = &prepared {
+        crate::metrics::record_evaluation(evaluation);
+    }
     match prepared {
         Prepared::Filed(record) => {
             drop(guard);
+            crate::metrics::record_filed(&record, true);
             let mut body = decision_json(&record);
             body["redelivery"] = json!(true);
             tracing::info!(message_id = ?record.message_id, ticket = ?record.decision.ticket, "re-delivery answered with the first decision");
@@ -195,6 +199,7 @@ async fn post_message(
             let committed =
                 committed.map_err(|e| ApiError::StoreUnavailable(anyhow::anyhow!(e)))?;
             let r = &committed.record;
+            crate::metrics::record_filed(r, committed.redelivery);
             if r.reply_message_id.is_some() {
                 state.outbox.wake.notify_one();
             }
@@ -283,7 +288,7 @@ async fn get_ticket(
 async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     authorize(&req, &[&state.tokens.admin])?;
     let rules = state.pipeline.rules.clone();
-    let res = web::block(move || rules.reload())
+    let res = web::block(move || super::reload::reload(&rules, super::reload::Trigger::Api))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
     match res {

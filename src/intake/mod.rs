@@ -5,6 +5,7 @@
 pub mod app;
 pub mod error;
 pub mod handlers;
+pub mod reload;
 pub mod tickets;
 
 pub use app::{App, Clock};

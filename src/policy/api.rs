@@ -19,6 +19,8 @@ use crate::facts::Facts;
 use crate::store::Ticket;
 use crate::text::{self, WordLists};
 
+use super::probe::{self, line_col};
+
 /// Read-only store look-ups available to scripts.
 pub trait Lookups: Send + Sync {
     /// A ticket by number.
@@ -86,6 +88,7 @@ pub fn install(ctx: Option<EvalCtx>) -> Option<EvalCtx> {
 
 /// Sets the rule whose findings are being recorded.
 pub fn set_rule(rule: &str) {
+    probe::set_rule(rule);
     CTX.with(|c| {
         if let Some(ctx) = c.borrow_mut().as_mut() {
             rule.clone_into(&mut ctx.rule);
@@ -385,7 +388,13 @@ pub fn register(engine: &mut Engine) {
         flag(code, detail, u64::try_from(ticket).ok())
     });
     engine.register_fn("has_finding", |code: &str| -> Res<bool> {
-        with_ctx(|c| c.findings.iter().any(|f| f.code == code))
+        let r = with_ctx(|c| c.findings.iter().any(|f| f.code == code))?;
+        probe::note(
+            || format!("has_finding(\"{code}\")"),
+            None,
+            || r.to_string(),
+        );
+        Ok(r)
     });
     engine.register_fn("has_any_finding", |a: &str, b: &str| -> Res<bool> {
         with_ctx(|c| c.findings.iter().any(|f| f.code == a || f.code == b))
@@ -401,7 +410,11 @@ pub fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("has_any_finding", |codes: Array| -> Res<bool> {
-        with_ctx(|c| {
+        let shown = || {
+            let names: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+            format!("has_any_finding([{}])", names.join(", "))
+        };
+        let r = with_ctx(|c| {
             c.findings.iter().any(|f| {
                 codes.iter().any(|x| {
                     x.clone()
@@ -409,7 +422,9 @@ pub fn register(engine: &mut Engine) {
                         .is_ok_and(|s| s == f.code.as_str())
                 })
             })
-        })
+        })?;
+        probe::note(shown, None, || r.to_string());
+        Ok(r)
     });
     engine.register_fn("finding_ticket", |code: &str| -> Res<Dynamic> {
         with_ctx(|c| {
@@ -444,11 +459,35 @@ pub fn register(engine: &mut Engine) {
 
     // Word lists.
     engine.register_fn("list_has", |list: &str, text: &str| -> Res<bool> {
-        with_ctx(|c| c.lists.get(list).map(|l| l.is_match(text)))?.ok_or_else(|| list_error(list))
+        let r = with_ctx(|c| c.lists.get(list).map(|l| l.is_match(text)))?
+            .ok_or_else(|| list_error(list))?;
+        probe::note(
+            || format!("list_has(\"{list}\", {{text}})"),
+            Some(text),
+            || r.to_string(),
+        );
+        Ok(r)
     });
     engine.register_fn("list_match", |list: &str, text: &str| -> Res<Array> {
         let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
             .ok_or_else(|| list_error(list))?;
+        probe::note(
+            || format!("list_match(\"{list}\", {{text}})"),
+            Some(text),
+            || {
+                if found.is_empty() {
+                    return "no match".into();
+                }
+                found
+                    .iter()
+                    .map(|m| {
+                        let (l, c) = line_col(text, m.start);
+                        format!("'{}' (entry '{}') at {l}:{c}", m.word, m.entry)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
         Ok(found
             .into_iter()
             .map(|m| {
@@ -464,6 +503,11 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {
         let words = with_ctx(|c| c.lists.get(list).map(|l| l.unmatched_words(text)))?
             .ok_or_else(|| list_error(list))?;
+        probe::note(
+            || format!("list_unmatched(\"{list}\", {{text}})"),
+            Some(text),
+            || format!("{words:?}"),
+        );
         Ok(words.iter().map(|w| s(w)).collect())
     });
 
@@ -487,7 +531,20 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("tokens", |t: &str| -> Array {
         text::tokens(t).iter().map(|w| s(w)).collect()
     });
-    engine.register_fn("similarity", |a: &str, b: &str| text::similarity(a, b));
+    engine.register_fn("similarity", |a: &str, b: &str| {
+        let r = text::similarity(a, b);
+        probe::note(
+            || {
+                format!(
+                    "similarity({:?}…, {{text}})",
+                    a.chars().take(30).collect::<String>()
+                )
+            },
+            Some(b),
+            || format!("{r:.3}"),
+        );
+        r
+    });
     engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
     engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
     engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
@@ -504,10 +561,22 @@ pub fn register(engine: &mut Engine) {
     // Contracts.
     engine.register_fn("contract_of", |id: &str| -> Res<Dynamic> {
         with_ctx(|c| {
-            c.contracts
-                .by_client_id(id)
-                .map(|k| contract_map(k, c.now))
-                .unwrap_or(Dynamic::UNIT)
+            let k = c.contracts.by_client_id(id);
+            probe::note(
+                || format!("contract_of(\"{id}\")"),
+                None,
+                || match k {
+                    Some(k) => format!(
+                        "{} ({}), {}, active: {}",
+                        k.client_id,
+                        k.name,
+                        k.status,
+                        k.is_active_at(c.now)
+                    ),
+                    None => "no such contract".into(),
+                },
+            );
+            k.map(|k| contract_map(k, c.now)).unwrap_or(Dynamic::UNIT)
         })
     });
     engine.register_fn("contract_covers", |contract: Map, addr: &str| -> bool {
@@ -529,24 +598,56 @@ pub fn register(engine: &mut Engine) {
             addresses: list("addresses"),
             language: String::new(),
         };
-        probe.covers(&addr)
+        let r = probe.covers(&addr);
+        probe::note(
+            || {
+                let id = contract
+                    .get("client_id")
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                format!("contract_covers({id}, \"{addr}\")")
+            },
+            None,
+            || {
+                format!(
+                    "{r} (domains {:?}, addresses {:?})",
+                    probe.domains, probe.addresses
+                )
+            },
+        );
+        r
     });
 
     // Store look-ups (read-only).
     engine.register_fn("ticket", |number: INT| -> Res<Dynamic> {
         with_ctx(|c| {
-            u64::try_from(number)
-                .ok()
-                .and_then(|n| c.lookups.ticket(n))
-                .map(|t| ticket_map(&t, c.now))
-                .unwrap_or(Dynamic::UNIT)
+            let t = u64::try_from(number).ok().and_then(|n| c.lookups.ticket(n));
+            probe::note(
+                || format!("ticket({number})"),
+                None,
+                || match &t {
+                    Some(t) => format!(
+                        "#{} {}, owner {}, client {}",
+                        t.number,
+                        t.status.as_str(),
+                        t.owner,
+                        t.client_id.as_deref().unwrap_or("-")
+                    ),
+                    None => "no such ticket".into(),
+                },
+            );
+            t.map(|t| ticket_map(&t, c.now)).unwrap_or(Dynamic::UNIT)
         })
     });
     engine.register_fn("ticket_for_message_id", |id: &str| -> Res<Dynamic> {
         with_ctx(|c| {
-            c.lookups
-                .ticket_for_message_id(id)
-                .map(|n| Dynamic::from_int(n as INT))
+            let n = c.lookups.ticket_for_message_id(id);
+            probe::note(
+                || format!("ticket_for_message_id(\"{id}\")"),
+                None,
+                || n.map_or("none".into(), |n| format!("#{n}")),
+            );
+            n.map(|n| Dynamic::from_int(n as INT))
                 .unwrap_or(Dynamic::UNIT)
         })
     });
@@ -566,20 +667,42 @@ pub fn register(engine: &mut Engine) {
         |owner: &str, subject: &str, days: INT| -> Res<Array> {
             with_ctx(|c| {
                 let since = c.now - jiff::SignedDuration::from_hours(24 * days.max(0));
-                c.lookups
+                let found: Vec<Ticket> = c
+                    .lookups
                     .open_tickets_about(&owner_key(owner), &text::normalize(subject), since)
-                    .iter()
+                    .into_iter()
                     .filter(|t| t.created_at <= c.now)
-                    .map(|t| ticket_map(t, c.now))
-                    .collect()
+                    .collect();
+                probe::note(
+                    || format!("open_tickets_about(\"{owner}\", {{text}}, {days})"),
+                    Some(subject),
+                    || {
+                        let n: Vec<String> =
+                            found.iter().map(|t| format!("#{}", t.number)).collect();
+                        format!("[{}]", n.join(", "))
+                    },
+                );
+                found.iter().map(|t| ticket_map(t, c.now)).collect()
             })
         },
     );
     engine.register_fn("messages_last_hour", |sender: &str| -> Res<INT> {
-        messages_last_hour(sender, 10_000)
+        let n = messages_last_hour(sender, 10_000)?;
+        probe::note(
+            || format!("messages_last_hour(\"{sender}\")"),
+            None,
+            || n.to_string(),
+        );
+        Ok(n)
     });
     engine.register_fn("messages_last_hour", |sender: &str, max: INT| -> Res<INT> {
-        messages_last_hour(sender, u64::try_from(max).unwrap_or(0))
+        let n = messages_last_hour(sender, u64::try_from(max).unwrap_or(0))?;
+        probe::note(
+            || format!("messages_last_hour(\"{sender}\", {max})"),
+            None,
+            || n.to_string(),
+        );
+        Ok(n)
     });
     engine.register_fn("now", || -> Res<INT> {
         with_ctx(|c| c.now.as_second() as INT)

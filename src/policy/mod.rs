@@ -8,7 +8,10 @@
 //! decision (SPEC §1): the message is never lost.
 
 pub mod api;
+pub mod calls;
 pub mod engine;
+pub mod lint;
+pub mod probe;
 pub mod rules;
 
 use std::cell::RefCell;
@@ -198,7 +201,7 @@ fn failed(mut findings: Vec<Finding>, errors: &[String], lang: &str) -> Decision
     Decision::policy_error(findings, lang)
 }
 
-fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
+pub(crate) fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
     let map: Map = v
         .try_cast::<Map>()
         .ok_or("must end with an object map #{ outcome, status, reply, ticket }")?;

@@ -88,6 +88,15 @@ impl RuleSet {
     /// # Errors
     /// Every syntax error, unreadable file, bad list and bad template, with positions.
     pub fn load(root: &Path) -> Result<RuleSet, RuleError> {
+        RuleSet::load_checked(root, true)
+    }
+
+    /// As [`RuleSet::load`]; `check_calls: false` leaves calls to unknown
+    /// functions to the caller (lint reports them beside its other findings).
+    ///
+    /// # Errors
+    /// As [`RuleSet::load`].
+    pub fn load_checked(root: &Path, check_calls: bool) -> Result<RuleSet, RuleError> {
         let mut diags = Vec::new();
         let mut hasher = blake3::Hasher::new();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(root) {
@@ -135,6 +144,14 @@ impl RuleSet {
             hasher.update(src.as_bytes());
             match engine.compile_with_scope(&scope, &src) {
                 Ok(mut ast) => {
+                    // Unknown functions are load errors, not run-time surprises.
+                    if check_calls {
+                        diags.extend(super::calls::check_calls(
+                            &ast,
+                            &path,
+                            super::calls::KnownFns::shared(),
+                        ));
+                    }
                     ast.set_source(path.display().to_string());
                     let rule = Rule {
                         id: rule_id(&path),
@@ -263,6 +280,19 @@ mod tests {
         std::fs::write(dir.path().join("decide.rhai"), "#{ outcome: \"create\" }").unwrap();
         std::fs::write(dir.path().join("10-x.rhai"), "if mgs.subject == \"\" { }\n").unwrap();
         assert!(RuleSet::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn unknown_function_is_a_load_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("decide.rhai"), "#{ outcome: \"create\" }").unwrap();
+        std::fs::write(dir.path().join("10-x.rhai"), "// x\nif lookup(1) { }\n").unwrap();
+        let err = RuleSet::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("10-x.rhai:2:4: unknown function 'lookup'"),
+            "{err}"
+        );
+        assert!(RuleSet::load_checked(dir.path(), false).is_ok());
     }
 
     #[test]

@@ -31,6 +31,22 @@ pub struct OutboxConfig {
     pub tag_prefix: String,
 }
 
+impl OutboxConfig {
+    /// The worker's settings from the configuration (`smtp.*`, `portal.base_url`,
+    /// `tickets.tag_prefix`).
+    pub fn from_config(config: &crate::config::Config) -> OutboxConfig {
+        OutboxConfig {
+            relay: config.smtp_relay.clone(),
+            from: config.smtp_from.clone(),
+            timeout: config.smtp_timeout,
+            max_backoff: config.smtp_max_backoff,
+            max_attempts: config.smtp_max_attempts,
+            portal_url: config.portal_url.clone(),
+            tag_prefix: config.tag_prefix.clone(),
+        }
+    }
+}
+
 /// What one delivery step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -167,6 +183,12 @@ impl Outbox {
 
     /// Sends the oldest due reply, if any, and records the result durably.
     pub async fn deliver_one(&self) -> Delivery {
+        let step = self.deliver_step().await;
+        crate::metrics::record_delivery(&step);
+        step
+    }
+
+    async fn deliver_step(&self) -> Delivery {
         let _one_at_a_time = self.busy.lock().await;
         if let Some(waiting) = self.record_unrecorded() {
             return waiting;
@@ -288,12 +310,7 @@ impl Outbox {
 
     /// Renders and assembles the reply message.
     fn build(&self, item: &OutboxItem) -> Result<Message, String> {
-        let rules = self.rules.current();
-        let ctx = self.context(item, &rules)?;
-        let rendered = rules
-            .templates
-            .render(&item.intent.lang, &item.intent.template, &ctx)
-            .map_err(|e| e.to_string())?;
+        let rendered = self.preview(item)?;
         let from: Mailbox = self
             .cfg
             .from
@@ -326,6 +343,20 @@ impl Outbox {
             b = b.in_reply_to(orig).references(refs.join(" "));
         }
         b.body(rendered.body).map_err(|e| e.to_string())
+    }
+
+    /// Renders a queued reply exactly as [`Outbox::deliver_one`] would send it
+    /// (`intake check --explain` shows it).
+    ///
+    /// # Errors
+    /// The reply's message is missing, or its template does not render.
+    pub fn preview(&self, item: &OutboxItem) -> Result<crate::reply::render::Rendered, String> {
+        let rules = self.rules.current();
+        let ctx = self.context(item, &rules)?;
+        rules
+            .templates
+            .render(&item.intent.lang, &item.intent.template, &ctx)
+            .map_err(|e| e.to_string())
     }
 
     fn context(&self, item: &OutboxItem, rules: &RuleSet) -> Result<ReplyContext, String> {

@@ -12,6 +12,8 @@ mod portal;
 mod portal_browser;
 mod process;
 mod redelivery;
+mod reload;
 mod rules;
 mod storage;
 mod submit;
+mod tools;
