@@ -48,6 +48,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OverdueLabels {
+    level: String,
+    timer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
 }
@@ -94,6 +100,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     reload_failing: Gauge,
     outbox_depth: Gauge,
+    overdue: Family<OverdueLabels, Gauge>,
     outbox_sent: Counter,
     outbox_failed: Counter,
     outbox_retries: Counter,
@@ -113,6 +120,7 @@ impl Metrics {
             reloads: Family::default(),
             reload_failing: Gauge::default(),
             outbox_depth: Gauge::default(),
+            overdue: Family::default(),
             outbox_sent: Counter::default(),
             outbox_failed: Counter::default(),
             outbox_retries: Counter::default(),
@@ -161,6 +169,11 @@ impl Metrics {
             m.reload_failing.clone(),
         );
         r.register("outbox_depth", "Replies queued", m.outbox_depth.clone());
+        r.register(
+            "tickets_overdue",
+            "Open tickets past an SLA due time, by contract level and timer (reaction, in_work, any)",
+            m.overdue.clone(),
+        );
         r.register(
             "outbox_sent",
             "Replies accepted by the relay",
@@ -274,10 +287,28 @@ pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
 ///
 /// # Errors
 /// Formatting failed (does not happen with a `String` writer).
-pub fn encode(outbox_depth: usize) -> Result<String, std::fmt::Error> {
+pub fn encode(
+    outbox_depth: usize,
+    overdue: &std::collections::BTreeMap<String, crate::lifecycle::OverdueCount>,
+) -> Result<String, std::fmt::Error> {
     let m = &*METRICS;
     m.outbox_depth
         .set(i64::try_from(outbox_depth).unwrap_or(i64::MAX));
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    for (level, c) in overdue {
+        for (timer, n) in [
+            ("reaction", c.reaction),
+            ("in_work", c.in_work),
+            ("any", c.tickets),
+        ] {
+            m.overdue
+                .get_or_create(&OverdueLabels {
+                    level: level.clone(),
+                    timer: timer.to_owned(),
+                })
+                .set(gauge(n));
+        }
+    }
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &m.registry)?;
     Ok(out)
@@ -309,7 +340,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match encode(state.pipeline.store.outbox_len()) {
+    // Overdue counts are computed at scrape time from the tickets (SLA timers with
+    // the client's waiting time paused), so they are never stale.
+    let st = state.clone();
+    let overdue = match web::block(move || crate::intake::tickets::overdue_now(&st)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot count overdue tickets for metrics");
+            Default::default()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "overdue count task failed");
+            Default::default()
+        }
+    };
+    match encode(state.pipeline.store.outbox_len(), &overdue) {
         Ok(body) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(body),
@@ -332,7 +377,20 @@ mod tests {
             error: "down".into(),
             retry_at: jiff::Timestamp::UNIX_EPOCH,
         });
-        let text = encode(3).unwrap();
+        let mut overdue = std::collections::BTreeMap::new();
+        overdue.insert(
+            "premium".to_owned(),
+            crate::lifecycle::OverdueCount {
+                reaction: 2,
+                in_work: 1,
+                tickets: 2,
+            },
+        );
+        let text = encode(3, &overdue).unwrap();
+        assert!(
+            text.contains(r#"intake_tickets_overdue{level="premium",timer="reaction"} 2"#),
+            "{text}"
+        );
         assert!(
             text.contains("intake_rules_reloads_total{trigger=\"api\",result=\"failed\"}"),
             "{text}"

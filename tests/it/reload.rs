@@ -374,6 +374,11 @@ async fn metrics_count_messages_findings_rules_replies_and_requests() {
         5.0,
     );
     assert!(text.contains("intake_outbox_depth "), "{text}");
+    // Every configured level is exported; nothing is overdue right after filing.
+    for level in ["premium", "standard", "basic"] {
+        let series = format!("intake_tickets_overdue{{level=\"{level}\",timer=\"reaction\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}\n{text}");
+    }
     assert!(
         text.contains("# TYPE intake_rule_duration_seconds histogram"),
         "{text}"
