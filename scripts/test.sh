@@ -21,8 +21,9 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
-# The benchmarks must keep compiling (they are run by hand: cargo bench).
-cargo bench --no-run --quiet
+# The benchmarks and examples must keep compiling (they are run by hand: cargo bench,
+# benches/load.sh). Built in the dev profile, reusing the test build's dependencies.
+cargo build --benches --examples --quiet
 
 # Two cores: run tests two at a time.
 if command -v cargo-nextest >/dev/null 2>&1; then
