@@ -555,6 +555,13 @@ impl Store {
     ) -> Result<Vec<Ticket>, StoreError> {
         let start = prefixed(index_key, &[&ts_key(since)]);
         let end = prefixed(index_key, &[&[0xff; 16]]);
+        let mut out = self.indexed_tickets(start, end)?;
+        out.retain(|t| t.status.is_open());
+        Ok(out)
+    }
+
+    /// The tickets an owners-index key range names (the number ends each key).
+    fn indexed_tickets(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
         for item in self.t()?.owners.range(start..end) {
             let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
@@ -565,9 +572,7 @@ impl Store {
                 continue;
             };
             if let Some(t) = self.ticket(u64::from_be_bytes(num))? {
-                if t.status.is_open() {
-                    out.push(t);
-                }
+                out.push(t);
             }
         }
         Ok(out)
@@ -736,20 +741,7 @@ impl Store {
         let key = format!("client:{client_id}");
         let start = prefixed(&key, &[]);
         let end = prefixed(&key, &[&[0xff; 16]]);
-        let mut out = Vec::new();
-        let trees = self.t()?;
-        for item in trees.owners.range(start..end) {
-            let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
-            let Some(num) = k
-                .get(k.len().saturating_sub(8)..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            else {
-                continue;
-            };
-            if let Some(t) = self.ticket(u64::from_be_bytes(num))? {
-                out.push(t);
-            }
-        }
+        let mut out = self.indexed_tickets(start, end)?;
         out.sort_by_key(|t| std::cmp::Reverse(t.number));
         out.dedup_by_key(|t| t.number);
         Ok(out)

@@ -216,26 +216,20 @@ pub(crate) fn read_decision(v: Dynamic) -> Result<RawDecision, String> {
                 .map_err(|t| format!("`{k}` must be a string, not {t}")),
         }
     };
-    let ticket = match map.get("ticket") {
-        None => None,
-        Some(d) if d.is_unit() => None,
-        Some(d) => Some(
-            d.as_int()
+    let number = |k: &str| -> Result<Option<u64>, String> {
+        match map.get(k) {
+            None => Ok(None),
+            Some(d) if d.is_unit() => Ok(None),
+            Some(d) => d
+                .as_int()
                 .ok()
                 .and_then(|n| u64::try_from(n).ok())
-                .ok_or("`ticket` must be a ticket number")?,
-        ),
+                .map(Some)
+                .ok_or_else(|| format!("`{k}` must be a ticket number")),
+        }
     };
-    let link = match map.get("link") {
-        None => None,
-        Some(d) if d.is_unit() => None,
-        Some(d) => Some(
-            d.as_int()
-                .ok()
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or("`link` must be a ticket number")?,
-        ),
-    };
+    let ticket = number("ticket")?;
+    let link = number("link")?;
     for k in map.keys() {
         if !["outcome", "status", "reply", "ticket", "lang", "link"].contains(&k.as_str()) {
             return Err(format!(
