@@ -32,7 +32,11 @@ INTAKE__HTTP__LISTEN=127.0.0.1:$port INTAKE__STORE__PATH="$work/data" \
 INTAKE__SMTP__RELAY=127.0.0.1:$smtp INTAKE__AUTH__GATEWAY_TOKEN=$token \
 RUST_LOG=warn target/release/intake serve &
 server=$!
-for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# Opening a large store (sled recovers its log at start) can take minutes at 1M tickets.
+t0=$(date +%s)
+for _ in $(seq 6000); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { echo "server not up after 10 min" >&2; exit 1; }
+echo "== server ready after $(( $(date +%s) - t0 )) s"
 
 printf '%-6s %10s %9s %9s %8s\n' conc "msg/s" p50 p99 non2xx > "$work/table"
 for c in ${CONCURRENCY:-1 16 64}; do
