@@ -48,7 +48,14 @@ fn main() {
         .iter()
         .map(|f| {
             let raw = std::fs::read(f).unwrap();
-            Arc::new(extract_facts(&intake::parse::parse(&raw), &Envelope::default(), raw.len() as u64, now, &contracts, &cfg))
+            Arc::new(extract_facts(
+                &intake::parse::parse(&raw),
+                &Envelope::default(),
+                raw.len() as u64,
+                now,
+                &contracts,
+                &cfg,
+            ))
         })
         .collect();
     // Messages in turn, run after run: every evaluation sees a message the helpers'
@@ -71,7 +78,11 @@ fn main() {
         t.sort_unstable();
         let m = t[t.len() / 2];
         medians.push(m);
-        slowest.push((m, files[i].file_name().unwrap().to_string_lossy().into_owned(), facts[i].text.len()));
+        slowest.push((
+            m,
+            files[i].file_name().unwrap().to_string_lossy().into_owned(),
+            facts[i].text.len(),
+        ));
     }
     medians.sort_unstable();
     let n = medians.len();
