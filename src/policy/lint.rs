@@ -152,12 +152,10 @@ pub fn lint(dir: &Path) -> Result<LintReport, LintError> {
                 replies.entry(reply).or_insert(None);
             }
             Ok(None) => {}
-            Err(e) => d.push(Diagnostic {
-                path: set.decide.path.clone(),
-                line: 0,
-                col: 0,
-                message: format!("with findings [{}]: {e}", combo.join(", ")),
-            }),
+            Err(e) => d.push(Diagnostic::file(
+                set.decide.path.clone(),
+                format!("with findings [{}]: {e}", combo.join(", ")),
+            )),
         }
     }
 
@@ -182,12 +180,10 @@ pub fn lint(dir: &Path) -> Result<LintReport, LintError> {
             }
             for (what, ctx) in contexts(lang, &reaches_reply) {
                 if let Err(e) = set.templates.render(lang, name, &ctx) {
-                    d.push(Diagnostic {
-                        path: file.clone(),
-                        line: 0,
-                        col: 0,
-                        message: format!("does not render {what}: {e}"),
-                    });
+                    d.push(Diagnostic::file(
+                        file.clone(),
+                        format!("does not render {what}: {e}"),
+                    ));
                     break;
                 }
             }
@@ -200,14 +196,12 @@ pub fn lint(dir: &Path) -> Result<LintReport, LintError> {
                 .join("findings")
                 .join(format!("{code}.txt"));
             if !set.templates.has_snippet(lang, code) {
-                d.push(Diagnostic {
-                    path: file,
-                    line: 0,
-                    col: 0,
-                    message: format!(
+                d.push(Diagnostic::file(
+                    file,
+                    format!(
                         "finding '{code}' can appear in a reply but has no explanation snippet"
                     ),
-                });
+                ));
                 continue;
             }
             for (what, ctx) in contexts(lang, &BTreeSet::new()) {
@@ -215,12 +209,10 @@ pub fn lint(dir: &Path) -> Result<LintReport, LintError> {
                     .templates
                     .snippet(lang, code, &ctx, "what the rule found")
                 {
-                    d.push(Diagnostic {
-                        path: file.clone(),
-                        line: 0,
-                        col: 0,
-                        message: format!("does not render {what}: {e}"),
-                    });
+                    d.push(Diagnostic::file(
+                        file.clone(),
+                        format!("does not render {what}: {e}"),
+                    ));
                     break;
                 }
             }

@@ -20,6 +20,18 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A problem with a whole file (no line or column to point at).
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            path: path.into(),
+            line: 0,
+            col: 0,
+            message: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.line > 0 {
@@ -108,12 +120,10 @@ impl RuleSet {
             Err(e) => {
                 return Err(RuleError {
                     root: root.to_owned(),
-                    diagnostics: vec![Diagnostic {
-                        path: root.to_owned(),
-                        line: 0,
-                        col: 0,
-                        message: format!("cannot read rules directory: {e}"),
-                    }],
+                    diagnostics: vec![Diagnostic::file(
+                        root.to_owned(),
+                        format!("cannot read rules directory: {e}"),
+                    )],
                 })
             }
         };
@@ -126,12 +136,7 @@ impl RuleSet {
             let src = match std::fs::read_to_string(&path) {
                 Ok(s) => s,
                 Err(e) => {
-                    diags.push(Diagnostic {
-                        path: path.clone(),
-                        line: 0,
-                        col: 0,
-                        message: format!("cannot read: {e}"),
-                    });
+                    diags.push(Diagnostic::file(path.clone(), format!("cannot read: {e}")));
                     continue;
                 }
             };
@@ -177,12 +182,7 @@ impl RuleSet {
         let lists = match WordLists::load_dir(&lists_dir) {
             Ok(l) => l,
             Err(e) => {
-                diags.push(Diagnostic {
-                    path: lists_dir.clone(),
-                    line: 0,
-                    col: 0,
-                    message: e.to_string(),
-                });
+                diags.push(Diagnostic::file(lists_dir.clone(), e.to_string()));
                 WordLists::default()
             }
         };
@@ -196,12 +196,10 @@ impl RuleSet {
             }
         };
         if decide.is_none() && diags.iter().all(|d| !d.path.ends_with(DECIDE)) {
-            diags.push(Diagnostic {
-                path: root.join(DECIDE),
-                line: 0,
-                col: 0,
-                message: "missing: the decide script picks the outcome from the findings".into(),
-            });
+            diags.push(Diagnostic::file(
+                root.join(DECIDE),
+                "missing: the decide script picks the outcome from the findings",
+            ));
         }
         match decide {
             Some(decide) if diags.is_empty() => Ok(RuleSet {

@@ -81,15 +81,6 @@ pub struct Templates {
     snippets: BTreeSet<(String, String)>,
 }
 
-fn diag(path: &Path, message: String) -> Diagnostic {
-    Diagnostic {
-        path: path.to_owned(),
-        line: 0,
-        col: 0,
-        message,
-    }
-}
-
 impl Templates {
     /// Loads `dir/<lang>/*.txt` and `dir/<lang>/findings/*.txt`.
     ///
@@ -122,7 +113,7 @@ impl Templates {
                     let src = match std::fs::read_to_string(&path) {
                         Ok(s) => s,
                         Err(e) => {
-                            diags.push(diag(&path, format!("cannot read: {e}")));
+                            diags.push(Diagnostic::file(path.clone(), format!("cannot read: {e}")));
                             continue;
                         }
                     };
@@ -134,7 +125,7 @@ impl Templates {
                         t.add_reply(lang, &name, &src)
                     };
                     if let Err(m) = res {
-                        diags.push(diag(&path, m));
+                        diags.push(Diagnostic::file(path.clone(), m));
                     }
                 }
             }
