@@ -43,3 +43,11 @@ pub mod sla;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+
+/// mimalloc instead of the system allocator: the policy interpreter and the
+/// store allocate many small short-lived values per message, where glibc's malloc
+/// spends a large share of the time (see benches/RESULTS.md). Declared in the
+/// library so the server, the tests, the benches and the examples all measure the
+/// same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

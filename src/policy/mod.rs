@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{Dynamic, EvalAltResult, Map, Scope};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope, AST};
 use serde::Serialize;
 
 use crate::contracts::Contracts;
@@ -52,8 +52,10 @@ pub struct Evaluation {
 }
 
 thread_local! {
-    /// One reusable scope per worker thread, rewound after every script.
-    static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
+    static RUNTIME: RefCell<Runtime> = RefCell::new(Runtime {
+        scope: Scope::new(),
+        caches: rhai::Caches::new(),
+    });
 }
 
 fn position_text(rule: &Rule, e: &EvalAltResult) -> String {
@@ -63,6 +65,63 @@ fn position_text(rule: &Rule, e: &EvalAltResult) -> String {
         (Some(l), None) => format!("{}:{l}: {e}", rule.path.display()),
         _ => format!("{}: {e}", rule.path.display()),
     }
+}
+
+/// Most function-resolution entries a worker thread keeps before starting afresh.
+const MAX_CACHED_RESOLUTIONS: usize = 4096;
+
+/// What a worker thread keeps between messages to evaluate scripts quickly: one
+/// scope, rewound after every script, and Rhai's function-resolution cache.
+///
+/// The cache maps a call site's function name and argument types to the function
+/// that answers it. The engine is built once per process and never changes, so a
+/// resolution of a native helper (`msg.header`, `list_match`, `==`) stays true for
+/// every later script and message: without the shared cache Rhai resolves every
+/// call of every script afresh (it caches a resolution only on its second use within
+/// one evaluation). A script that defines functions of its own gets a fresh cache,
+/// so its functions never answer a call in another script.
+struct Runtime {
+    scope: Scope<'static>,
+    caches: rhai::Caches,
+}
+
+impl Runtime {
+    /// Evaluates one script as `Engine::eval_ast_with_scope` would, with its own
+    /// operation budget.
+    fn eval(&mut self, engine: &Engine, ast: &AST) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut global = engine.new_global_runtime_state();
+        global.source = ast.source().map(rhai::ImmutableString::from);
+        if ast.has_functions() {
+            global.lib.push(ast.shared_lib().clone());
+            let mut own = rhai::Caches::new();
+            // `eval_statements_raw` is the `internals` entry point that takes the
+            // caller's runtime state and caches; like `eval_ast_with_scope` it maps a
+            // top-level `return` to the script's value.
+            #[allow(deprecated)]
+            return engine.eval_statements_raw(
+                &mut global,
+                &mut own,
+                &mut self.scope,
+                ast.statements(),
+            );
+        }
+        if self.caches.fn_resolution_cache_mut().dict.len() > MAX_CACHED_RESOLUTIONS {
+            self.caches = rhai::Caches::new();
+        }
+        #[allow(deprecated)]
+        engine.eval_statements_raw(
+            &mut global,
+            &mut self.caches,
+            &mut self.scope,
+            ast.statements(),
+        )
+    }
+}
+
+/// The rule's path as text: the AST's source, set to it at load, which spares
+/// formatting the path again for every message.
+fn source_of(rule: &Rule) -> String {
+    rule.ast.source().unwrap_or_default().to_owned()
 }
 
 fn is_limit(e: &EvalAltResult) -> bool {
@@ -95,17 +154,17 @@ pub fn evaluate(
     let mut trace = Vec::with_capacity(set.rules.len());
     let mut errors = Vec::new();
     let mut policy_failed = false;
-    let raw = SCOPE.with(|cell| {
-        let mut scope = cell.borrow_mut();
-        scope.rewind(0);
-        scope.push_constant("msg", msg);
-        let base = scope.len();
+    let raw = RUNTIME.with(|cell| {
+        let runtime = &mut *cell.borrow_mut();
+        runtime.scope.rewind(0);
+        runtime.scope.push_constant("msg", msg);
+        let base = runtime.scope.len();
         for rule in &set.rules {
             api::set_rule(&rule.id);
             let before = api::finding_count();
             let t0 = Instant::now();
-            let res = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
-            scope.rewind(base);
+            let res = runtime.eval(engine, &rule.ast);
+            runtime.scope.rewind(base);
             let micros = t0.elapsed().as_micros() as u64;
             let after = api::finding_count();
             let (error, limit_hit) = match res {
@@ -121,7 +180,7 @@ pub fn evaluate(
             };
             trace.push(RuleTrace {
                 rule: rule.id.clone(),
-                path: rule.path.display().to_string(),
+                path: source_of(rule),
                 findings: Vec::new(),
                 new_findings: (before, after),
                 micros,
@@ -134,7 +193,7 @@ pub fn evaluate(
         } else {
             api::set_rule("decide");
             let t0 = Instant::now();
-            let res = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &set.decide.ast);
+            let res = runtime.eval(engine, &set.decide.ast);
             let micros = t0.elapsed().as_micros() as u64;
             let (out, error) = match res {
                 Ok(v) => match read_decision(v) {
@@ -149,7 +208,7 @@ pub fn evaluate(
             }
             trace.push(RuleTrace {
                 rule: "decide".into(),
-                path: set.decide.path.display().to_string(),
+                path: source_of(&set.decide),
                 findings: Vec::new(),
                 micros,
                 limit_hit: false,
@@ -158,7 +217,7 @@ pub fn evaluate(
             });
             out
         };
-        scope.rewind(0);
+        runtime.scope.rewind(0);
         out
     });
     let ctx = api::install(previous);
