@@ -18,6 +18,7 @@ pub mod lang;
 mod letters;
 pub mod normalize;
 pub mod quote;
+mod scan;
 pub mod similarity;
 pub mod wordlist;
 

@@ -78,6 +78,9 @@ pub(crate) struct Normalized {
     pub(crate) text: String,
     pub(crate) word_starts: Vec<usize>,
     pub(crate) original_starts: Vec<usize>,
+    /// The word-list automaton's hits in `text`, computed on first use and kept as
+    /// long as this normalisation is (see [`super::scan`]).
+    pub(crate) hits: RefCell<super::scan::Memo>,
 }
 
 impl Normalized {
@@ -91,6 +94,26 @@ impl Normalized {
         self.word_starts.push(self.text.len());
         self.original_starts.push(original_start);
         self.text.extend(word.iter());
+    }
+}
+
+impl Normalized {
+    /// Appends a word that [`plain_word`] accepted: case folded, repeated letters
+    /// collapsed (as `push_collapsed` does for letters).
+    fn push_plain(&mut self, word: &str, original_start: usize) {
+        if !self.text.is_empty() {
+            self.text.push(' ');
+        }
+        self.word_starts.push(self.text.len());
+        self.original_starts.push(original_start);
+        let mut last = None;
+        for c in word.chars() {
+            let folded = fold_case(c);
+            if last != Some(folded) {
+                self.text.push(folded);
+                last = Some(folded);
+            }
+        }
     }
 }
 
@@ -259,6 +282,7 @@ pub(crate) fn normalize_detailed(text: &str) -> Normalized {
         text: String::with_capacity(text.len()),
         word_starts: Vec::new(),
         original_starts: Vec::new(),
+        hits: RefCell::default(),
     };
     let mut scratch = Scratch::default();
     let all = chunks(text);
@@ -284,10 +308,42 @@ pub(crate) fn normalize_detailed(text: &str) -> Normalized {
                 continue;
             }
         }
-        process_chunk(&all[i], &mut scratch, &mut out);
+        match plain_word(all[i].text) {
+            Some((offset, core)) => out.push_plain(core, all[i].start + offset),
+            None => process_chunk(&all[i], &mut scratch, &mut out),
+        }
         i += 1;
     }
     out
+}
+
+/// Punctuation that may stand around a plain word: what `process_chunk` drops at a
+/// word's edges without any other effect. `!` only after the word (before it, it is
+/// kept as a possible letter substitute and moves the word's start).
+fn is_edge_punctuation(c: char, leading: bool) -> bool {
+    matches!(
+        c,
+        '.' | ',' | ';' | ':' | '?' | '(' | ')' | '[' | ']' | '"' | '«' | '»' | '„' | '“' | '”'
+    ) || (!leading && c == '!')
+}
+
+/// The fast path of normalisation, taken by most chunks of real text: a chunk that is
+/// one word of two or more letters, all ASCII or all Cyrillic, with at most ordinary
+/// punctuation around it. Such a word needs only case folding and collapsing of
+/// repeated letters, the same result `process_chunk` and `finish_word` arrive at the
+/// long way. Returns the word's offset in the chunk and the word.
+fn plain_word(chunk: &str) -> Option<(usize, &str)> {
+    let core = chunk
+        .trim_start_matches(|c| is_edge_punctuation(c, true))
+        .trim_end_matches(|c| is_edge_punctuation(c, false));
+    let mut letters = core.chars();
+    let first = letters.next()?;
+    letters.next()?;
+    let ascii = core.bytes().all(|b| b.is_ascii_alphabetic());
+    if !ascii && !(is_cyrillic(first) && core.chars().all(|c| is_cyrillic(c) && is_letter(c))) {
+        return None;
+    }
+    Some((core.as_ptr() as usize - chunk.as_ptr() as usize, core))
 }
 
 fn process_chunk(chunk: &Chunk<'_>, scratch: &mut Scratch, out: &mut Normalized) {
@@ -487,6 +543,56 @@ fn push_collapsed(out: &mut Vec<char>, c: char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain-word fast path gives what the general path gives, offsets included.
+    #[test]
+    fn plain_words_normalise_as_the_general_path_does() {
+        let chunks = [
+            "Работает,",
+            "«Первый»",
+            "EPG.",
+            "(ошибка)",
+            "fuuuck!",
+            "Ёлка",
+            "HELLO!!",
+            "сообщение:",
+            "\"Quoted\"",
+            "ааа",
+            "Ok?",
+            "[Тест]",
+            "ммм...",
+            "Ошибка!",
+            "ПриВет",
+        ];
+        for text in chunks {
+            let (offset, core) = plain_word(text).unwrap_or_else(|| panic!("{text}"));
+            let mut fast = Normalized::default();
+            fast.push_plain(core, offset);
+            let mut slow = Normalized::default();
+            let chunk = Chunk {
+                start: 0,
+                text,
+                single_space_before: false,
+            };
+            process_chunk(&chunk, &mut Scratch::default(), &mut slow);
+            assert_eq!(fast.text, slow.text, "{text}");
+            assert_eq!(fast.original_starts, slow.original_starts, "{text}");
+        }
+        for text in [
+            "!важно",
+            "sh!t",
+            "х*й",
+            "a",
+            "MI-10234",
+            "пиздeц",
+            "doesn't",
+            "$hit",
+            "e@mail.ru",
+            "т.е.",
+        ] {
+            assert!(plain_word(text).is_none(), "{text}");
+        }
+    }
 
     #[test]
     fn lower_cases_and_strips_punctuation() {

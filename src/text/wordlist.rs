@@ -25,13 +25,15 @@
 //! word, then picks the leftmost-longest non-overlapping words. A word written with a `*`
 //! wildcard (`х*й`, `f*ck`) is compared with the single-word entries by pattern.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use super::normalize::{normalize, with_normalized};
+use super::scan::{Combined, Memo};
 
 /// Why a word list could not be loaded; the message names the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -106,13 +108,17 @@ struct Entry {
 struct Inner {
     name: String,
     entries: Vec<Entry>,
-    /// `None` for an empty list.
+    /// `None` for an empty list and for a list of a [`WordLists`] set, which scans
+    /// with the set's automaton (`shared`).
     automaton: Option<AhoCorasick>,
     /// Aho–Corasick pattern id → entries with that literal, most specific first.
     by_pattern: Vec<Vec<usize>>,
     exclusions: HashSet<String>,
     /// Single-word entries that a wildcard word can be compared with.
     wildcard_entries: Vec<usize>,
+    /// The automaton of the set this list belongs to and the list's index in it: set
+    /// once by [`WordLists`], which then scans each text once for all its lists.
+    shared: OnceLock<(Arc<Combined>, usize)>,
 }
 
 /// A compiled list of `rules/lists/NAME.txt` (see the module documentation for the
@@ -137,10 +143,17 @@ impl WordList {
     /// a `*` in the middle of an entry, or an exclusion that is not a single word;
     /// [`ListError::Build`] when the automaton cannot be built.
     pub fn parse(name: &str, source: &str) -> Result<WordList, ListError> {
-        Self::parse_file(name, name, source)
+        Self::parse_file(name, name, source, true)
     }
 
-    fn parse_file(name: &str, file: &str, source: &str) -> Result<WordList, ListError> {
+    /// Parses a list; `own_automaton` is false for a list that goes into a
+    /// [`WordLists`] set, which scans with the set's shared automaton instead.
+    fn parse_file(
+        name: &str,
+        file: &str,
+        source: &str,
+        own_automaton: bool,
+    ) -> Result<WordList, ListError> {
         let mut entries = Vec::new();
         let mut exclusions = HashSet::new();
         for (index, line) in source.lines().enumerate() {
@@ -170,13 +183,14 @@ impl WordList {
             let entry = parse_entry(line).map_err(error)?;
             entries.push(entry);
         }
-        Self::build(name, entries, exclusions)
+        Self::build(name, entries, exclusions, own_automaton)
     }
 
     fn build(
         name: &str,
         entries: Vec<Entry>,
         exclusions: HashSet<String>,
+        own_automaton: bool,
     ) -> Result<WordList, ListError> {
         let mut patterns: Vec<&str> = Vec::new();
         let mut by_pattern: Vec<Vec<usize>> = Vec::new();
@@ -193,7 +207,7 @@ impl WordList {
         for list in &mut by_pattern {
             list.sort_by_key(|&i| u8::from(entries[i].open_start) + u8::from(entries[i].open_end));
         }
-        let automaton = if patterns.is_empty() {
+        let automaton = if patterns.is_empty() || !own_automaton {
             None
         } else {
             let built = AhoCorasick::builder()
@@ -216,6 +230,7 @@ impl WordList {
             by_pattern,
             exclusions,
             wildcard_entries,
+            shared: OnceLock::new(),
         })))
     }
 
@@ -238,7 +253,7 @@ impl WordList {
     /// normalised here.
     pub fn find_all(&self, text: &str) -> Vec<ListMatch> {
         with_normalized(text, |normalized| {
-            let found = self.candidates(&normalized.text);
+            let found = self.candidates(&normalized.text, Some(&normalized.hits));
             self.to_matches(&normalized.text, found, |word_start| {
                 let index = normalized.word_starts.partition_point(|&s| s <= word_start);
                 index
@@ -252,7 +267,9 @@ impl WordList {
     /// Whether anything of the list occurs in `text`.
     pub fn is_match(&self, text: &str) -> bool {
         with_normalized(text, |normalized| {
-            !self.candidates(&normalized.text).is_empty()
+            !self
+                .candidates(&normalized.text, Some(&normalized.hits))
+                .is_empty()
         })
     }
 
@@ -260,7 +277,7 @@ impl WordList {
     /// (callers that test several lists normalise once); `start` is then an offset into
     /// `normalized`.
     pub fn find_all_normalized(&self, normalized: &str) -> Vec<ListMatch> {
-        let found = self.candidates(normalized);
+        let found = self.candidates(normalized, None);
         self.to_matches(normalized, found, |word_start| word_start)
     }
 
@@ -269,7 +286,7 @@ impl WordList {
     /// checked).
     pub fn unmatched_words(&self, text: &str) -> Vec<String> {
         let normalized = normalize(text);
-        let found = self.candidates(&normalized);
+        let found = self.candidates(&normalized, None);
         let mut out = Vec::new();
         let mut offset = 0;
         for word in normalized.split(' ').filter(|w| !w.is_empty()) {
@@ -301,44 +318,35 @@ impl WordList {
             .collect()
     }
 
-    /// Valid, non-overlapping hits in normalised text, leftmost-longest first.
-    fn candidates(&self, text: &str) -> Vec<Candidate> {
+    /// The list's literals in pattern-id order, for a [`Combined`] automaton.
+    fn literals(&self) -> Vec<&str> {
+        let inner = &*self.0;
+        inner
+            .by_pattern
+            .iter()
+            .filter_map(|entries| entries.first())
+            .map(|&e| inner.entries[e].literal.as_str())
+            .collect()
+    }
+
+    /// Valid, non-overlapping hits in normalised text, leftmost-longest first. The raw
+    /// automaton hits come from the set's shared automaton (remembered in `memo` when
+    /// given) or from the list's own.
+    fn candidates(&self, text: &str, memo: Option<&RefCell<Memo>>) -> Vec<Candidate> {
         let inner = &*self.0;
         let mut found: Vec<Candidate> = Vec::new();
-        let bytes = text.as_bytes();
-        if let Some(automaton) = &inner.automaton {
+        if let Some((combined, index)) = inner.shared.get() {
+            let hits = match memo {
+                Some(memo) => combined.hits_memo(text, memo),
+                None => combined.hits(text),
+            };
+            for hit in hits.get(*index).into_iter().flatten() {
+                self.hit_candidates(text, hit.start, hit.end, hit.pattern, &mut found);
+            }
+        } else if let Some(automaton) = &inner.automaton {
             for m in automaton.find_overlapping_iter(text) {
-                let (start, end) = (m.start(), m.end());
-                let at_word_start = start == 0 || bytes[start - 1] == b' ';
-                let at_word_end = end == bytes.len() || bytes[end] == b' ';
-                let Some(list) = inner.by_pattern.get(m.pattern().as_usize()) else {
-                    continue;
-                };
-                let mut spans: Option<(usize, usize)> = None;
-                for &entry in list {
-                    let e = &inner.entries[entry];
-                    if !(e.open_start || at_word_start) || !(e.open_end || at_word_end) {
-                        continue;
-                    }
-                    let (word_start, head_end) = *spans.get_or_insert_with(|| {
-                        (
-                            text[..start].rfind(' ').map_or(0, |p| p + 1),
-                            text[end..].find(' ').map_or(text.len(), |p| end + p),
-                        )
-                    });
-                    let Some(word_end) = match_tail(text, head_end, &e.tail) else {
-                        continue;
-                    };
-                    if self.excluded(&text[word_start..word_end]) {
-                        continue;
-                    }
-                    found.push(Candidate {
-                        word_start,
-                        word_end,
-                        entry,
-                        literal_len: end - start,
-                    });
-                }
+                let pattern = m.pattern().as_usize();
+                self.hit_candidates(text, m.start(), m.end(), pattern, &mut found);
             }
         }
         if !inner.wildcard_entries.is_empty() && text.contains('*') {
@@ -349,6 +357,7 @@ impl WordList {
                 .cmp(&b.word_start)
                 .then(b.word_end.cmp(&a.word_end))
                 .then(b.literal_len.cmp(&a.literal_len))
+                .then(a.entry.cmp(&b.entry))
         });
         let mut last_end = 0;
         found.retain(|c| {
@@ -359,6 +368,51 @@ impl WordList {
             keep
         });
         found
+    }
+
+    /// The candidates of one automaton hit of the list's pattern `pattern` at
+    /// `start..end`: each entry with that literal whose word boundaries, phrase tail
+    /// and exclusions allow it.
+    fn hit_candidates(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        pattern: usize,
+        found: &mut Vec<Candidate>,
+    ) {
+        let inner = &*self.0;
+        let bytes = text.as_bytes();
+        let at_word_start = start == 0 || bytes[start - 1] == b' ';
+        let at_word_end = end == bytes.len() || bytes[end] == b' ';
+        let Some(list) = inner.by_pattern.get(pattern) else {
+            return;
+        };
+        let mut spans: Option<(usize, usize)> = None;
+        for &entry in list {
+            let e = &inner.entries[entry];
+            if !(e.open_start || at_word_start) || !(e.open_end || at_word_end) {
+                continue;
+            }
+            let (word_start, head_end) = *spans.get_or_insert_with(|| {
+                (
+                    text[..start].rfind(' ').map_or(0, |p| p + 1),
+                    text[end..].find(' ').map_or(text.len(), |p| end + p),
+                )
+            });
+            let Some(word_end) = match_tail(text, head_end, &e.tail) else {
+                continue;
+            };
+            if self.excluded(&text[word_start..word_end]) {
+                continue;
+            }
+            found.push(Candidate {
+                word_start,
+                word_end,
+                entry,
+                literal_len: end - start,
+            });
+        }
     }
 
     fn excluded(&self, words: &str) -> bool {
@@ -517,10 +571,10 @@ impl WordLists {
                 continue;
             };
             let source = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let list = WordList::parse_file(name, &path.display().to_string(), &source)?;
+            let list = WordList::parse_file(name, &path.display().to_string(), &source, false)?;
             lists.insert(name.to_owned(), list);
         }
-        Ok(WordLists(Arc::new(lists)))
+        WordLists::combine(lists)
     }
 
     /// The list named `name` (file stem), if loaded.
@@ -541,11 +595,29 @@ impl WordLists {
     pub fn from_sources(items: &[(&str, &str)]) -> Result<WordLists, ListError> {
         let mut lists = BTreeMap::new();
         for (name, source) in items {
-            let list = WordList::parse(name, source)?;
+            let list = WordList::parse_file(name, name, source, false)?;
             if lists.insert((*name).to_owned(), list).is_some() {
                 return Err(ListError::Duplicate {
                     name: (*name).to_owned(),
                 });
+            }
+        }
+        WordLists::combine(lists)
+    }
+
+    /// Wraps the lists of a set and gives them one shared automaton, so that a text
+    /// is scanned once for all of them.
+    fn combine(lists: BTreeMap<String, WordList>) -> Result<WordLists, ListError> {
+        let members: Vec<&WordList> = lists.values().collect();
+        let literals: Vec<Vec<&str>> = members.iter().map(|l| l.literals()).collect();
+        let combined = Combined::build(&literals).map_err(|source| ListError::Build {
+            name: "(all lists)".to_owned(),
+            source,
+        })?;
+        if let Some(combined) = combined.map(Arc::new) {
+            for (index, list) in members.iter().enumerate() {
+                // A list is only ever combined here, right after it was parsed.
+                let _ = list.0.shared.set((combined.clone(), index));
             }
         }
         Ok(WordLists(Arc::new(lists)))
