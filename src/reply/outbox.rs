@@ -197,6 +197,12 @@ impl Outbox {
         let mut item = match self.store.next_due(now) {
             Ok(Some(item)) => item,
             Ok(None) => return Delivery::Idle,
+            Err(crate::store::StoreError::Reopening) => {
+                // Closed after a fault or by a read-only disk at start: keep trying
+                // to reopen it, also while no mail comes in.
+                let _ = self.store.heal();
+                return Delivery::Idle;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
                 return Delivery::Idle;
