@@ -112,7 +112,7 @@ fn full_disk_answers_503_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let Some(fs) = Tmpfs::mount(&mnt, "48m") else {
+    let Some(_fs) = Tmpfs::mount(&mnt, "48m") else {
         println!("skipped: cannot mount a tmpfs here");
         return;
     };
