@@ -23,6 +23,7 @@ pub mod sysexits {
     pub const SOFTWARE: u8 = 70;
     pub const TEMPFAIL: u8 = 75;
     pub const NOPERM: u8 = 77;
+    pub const CONFIG: u8 = 78;
 }
 
 /// intake: files support email by a Rhai policy.
@@ -148,13 +149,20 @@ fn invokes_submit(args: &[std::ffi::OsString]) -> bool {
 pub fn run(cli: Cli) -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
+        Err(e) if matches!(cli.command, Command::Submit { .. }) => {
+            // EX_CONFIG: the fault is ours, not the message's. Postfix's pipe(8)
+            // maps a bare 78 to 5.3.5 and would bounce the mail, but an enhanced
+            // status code at the start of the output takes precedence, so the
+            // leading 4.3.5 keeps it queued until the configuration is fixed.
+            eprintln!(
+                "4.3.5 intake submit: configuration error, retry later: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(sysexits::CONFIG);
+        }
         Err(e) => {
             eprintln!("intake: {e}");
-            return ExitCode::from(if matches!(cli.command, Command::Submit { .. }) {
-                sysexits::TEMPFAIL
-            } else {
-                2
-            });
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {

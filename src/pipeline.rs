@@ -218,7 +218,16 @@ impl Pipeline {
             &parsed.subject,
             parsed.date,
         );
-        if let Some(record) = self.store.find_filed(&key)? {
+        let filed = match self.store.find_filed(&key) {
+            // The store is closed (a fault it could not reopen from, or a
+            // read-only disk at start): the gateway's retries are what tries again.
+            Err(StoreError::Reopening) => {
+                self.store.heal()?;
+                self.store.find_filed(&key)?
+            }
+            found => found?,
+        };
+        if let Some(record) = filed {
             return Ok(Prepared::Filed(Box::new(record)));
         }
         let t1 = Instant::now();

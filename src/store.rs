@@ -307,6 +307,14 @@ fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
         .map(u64::from_be_bytes)
 }
 
+/// Whether an error means the disk refuses writes (a fault that can clear by
+/// itself), as opposed to a lock, corruption or a wrong path.
+fn unwritable(e: &StoreError) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e, StoreError::Sled { source: sled::Error::Io(io), .. }
+        if matches!(io.kind(), K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded))
+}
+
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 fn abort<T>(e: StoreError) -> TxResult<T> {
@@ -357,6 +365,35 @@ impl Store {
             last_heal: Arc::default(),
             first_number,
         })
+    }
+
+    /// Like [`Store::open`], except that a data directory which cannot be written
+    /// yet (read-only file system, no space left, quota) gives a closed store:
+    /// every call answers [`StoreError::Reopening`] until [`Store::heal`] opens
+    /// it. The service then starts, reports itself not ready, refuses mail with
+    /// 503 and recovers by itself once the directory is writable.
+    ///
+    /// # Errors
+    /// As [`Store::open`] for any other failure (locked by another process,
+    /// corrupt, not a directory).
+    pub fn open_or_closed(
+        path: &std::path::Path,
+        first_number: u64,
+        cache_bytes: u64,
+    ) -> Result<Store, StoreError> {
+        match Store::open(path, first_number, cache_bytes) {
+            Err(e) if unwritable(&e) => {
+                tracing::error!(path = %path.display(), error = %e, cause = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "data directory is not writable; refusing mail until it is");
+                Ok(Store {
+                    cell: Arc::new(std::sync::RwLock::new(None)),
+                    path: path.to_owned(),
+                    cache_bytes,
+                    last_heal: Arc::default(),
+                    first_number,
+                })
+            }
+            other => other,
+        }
     }
 
     /// The open trees; an error while the store is being reopened.
@@ -431,7 +468,18 @@ impl Store {
             .db
             .flush()
             .map(|_| ())
-            .map_err(StoreError::sled("flush"))
+            .map_err(StoreError::sled("flush"))?;
+        // sled 0.34 makes its log writes stable on Linux with sync_file_range,
+        // which commits neither the file's metadata (its new size, the blocks just
+        // allocated to it) nor the disk's cache; only its own periodic fsync, once
+        // a second, does. An OS crash or a file system error lost mail acknowledged
+        // in that second (tests/it/storage.rs). fdatasync on the log file closes it.
+        std::fs::File::open(self.path.join("db"))
+            .and_then(|f| f.sync_data())
+            .map_err(|e| StoreError::Sled {
+                op: "fsync",
+                source: sled::Error::Io(e),
+            })
     }
 
     /// Whether the database answers reads and writes (for `/readyz`).

@@ -97,13 +97,21 @@ fn token_for(data_dir: &Path, name: &str, configured: &Option<Secret>) -> anyhow
 /// # Errors
 /// The store cannot be opened, the rules do not load, the contracts do not load.
 pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
-    std::fs::create_dir_all(&config.store_path).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            config.store_path.display()
-        )
-    })?;
-    let store = Store::open(&config.store_path, config.first_number, config.cache_bytes)
+    if let Err(e) = std::fs::create_dir_all(&config.store_path) {
+        // A read-only or full disk may clear: the store starts closed (below).
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::StorageFull
+        ) {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    config.store_path.display()
+                )
+            });
+        }
+    }
+    let store = Store::open_or_closed(&config.store_path, config.first_number, config.cache_bytes)
         .with_context(|| format!("cannot open store {}", config.store_path.display()))?;
     let rules = RuleSet::load(&config.rules_path)?;
     tracing::info!(path = %config.rules_path.display(), revision = %rules.revision, rules = rules.rules.len(), "rules loaded");

@@ -78,8 +78,13 @@ impl AuthStore {
     /// # Errors
     /// sled cannot open them.
     pub fn open(store: &Store) -> Result<AuthStore, StoreError> {
-        store.tree("portal_links")?;
-        store.tree("portal_sessions")?;
+        for tree in ["portal_links", "portal_sessions"] {
+            match store.tree(tree) {
+                // Not open yet (read-only disk at start): opened on first use.
+                Ok(_) | Err(StoreError::Reopening) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(AuthStore {
             store: store.clone(),
         })

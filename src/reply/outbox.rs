@@ -5,6 +5,17 @@
 //! timeout on the whole SMTP exchange, and moves it to the sent log in one
 //! durable transaction, so a reply queued before a crash goes out after the
 //! restart. While the relay is down the worker retries with exponential back-off.
+//!
+//! Delivery is at least once, and a repeat needs a crash at one precise moment.
+//! Before a reply goes on the wire its attempt is recorded durably; right after
+//! the relay's `250` the sent mark is made durable (fsync), before anything else
+//! is sent. Only a crash between that `250` and the fsync repeats a reply: the
+//! relay has it, the store does not know. No SMTP client can close that window
+//! (RFC 5321 §6.1 accepts duplicates rather than loss; it is the two-generals
+//! problem), so at most [`MAX_IN_FLIGHT`] replies can repeat per crash. On the
+//! next start the worker sees the unfinished attempt, logs the reply as possibly
+//! sent already and sends it again with the same deterministic Message-ID, which
+//! lets the receiving side discard the copy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +57,11 @@ impl OutboxConfig {
         }
     }
 }
+
+/// Replies on the wire at once: the worker sends one at a time, and sends
+/// nothing while a sent mark is still unrecorded. Hence also the most replies a
+/// single crash can make the relay receive twice.
+pub const MAX_IN_FLIGHT: usize = 1;
 
 /// What one delivery step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +121,8 @@ pub struct Outbox {
     cfg: OutboxConfig,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     pub wake: Arc<tokio::sync::Notify>,
-    /// One delivery at a time, whoever calls (worker or a test's drain).
-    busy: Arc<tokio::sync::Mutex<()>>,
+    /// [`MAX_IN_FLIGHT`] deliveries at a time, whoever calls (worker or a test's drain).
+    busy: Arc<tokio::sync::Semaphore>,
     /// Replies the relay accepted but the store could not mark as sent (disk
     /// full): recorded before anything else is sent, and never sent again.
     unrecorded: Arc<std::sync::Mutex<Vec<OutboxItem>>>,
@@ -143,7 +159,7 @@ impl Outbox {
             cfg,
             transport,
             wake: Arc::new(tokio::sync::Notify::new()),
-            busy: Arc::new(tokio::sync::Mutex::new(())),
+            busy: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             unrecorded: Arc::default(),
         }
     }
@@ -189,7 +205,10 @@ impl Outbox {
     }
 
     async fn deliver_step(&self) -> Delivery {
-        let _one_at_a_time = self.busy.lock().await;
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(_in_flight) = self.busy.acquire().await else {
+            return Delivery::Idle;
+        };
         if let Some(waiting) = self.record_unrecorded() {
             return waiting;
         }
@@ -197,6 +216,12 @@ impl Outbox {
         let mut item = match self.store.next_due(now) {
             Ok(Some(item)) => item,
             Ok(None) => return Delivery::Idle,
+            Err(crate::store::StoreError::Reopening) => {
+                // Closed after a fault or by a read-only disk at start: keep trying
+                // to reopen it, also while no mail comes in.
+                let _ = self.store.heal();
+                return Delivery::Idle;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
                 return Delivery::Idle;
@@ -204,10 +229,17 @@ impl Outbox {
         };
         let id = item.message_id.clone();
         let result = match self.build(&item) {
-            Ok(msg) => self.send(msg, &item.intent.to, item.intent.human).await,
-            Err(e) => Err(Fault::Permanent(e)),
+            Ok(msg) => {
+                if let Err(waiting) = self.begin_attempt(&mut item) {
+                    return waiting;
+                }
+                self.send(msg, &item.intent.to, item.intent.human).await
+            }
+            Err(e) => {
+                item.attempts += 1;
+                Err(Fault::Permanent(e))
+            }
         };
-        item.attempts += 1;
         match result {
             Ok(()) => {
                 if let Err(e) = self.store.mark_done(&item, true, Timestamp::now()) {
@@ -243,6 +275,28 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Records durably that an attempt starts, before the relay sees anything:
+    /// the attempt counts against `max_attempts` even if a crash ends it, and the
+    /// next start knows the outcome of this one is unknown (an attempt with no
+    /// error recorded). When that write fails nothing is sent.
+    fn begin_attempt(&self, item: &mut OutboxItem) -> Result<(), Delivery> {
+        if item.attempts > 0 && item.last_error.is_none() {
+            tracing::warn!(message_id = %item.message_id, attempts = item.attempts, "the last attempt ended without a recorded outcome (a crash); the relay may have this reply already, sending it again");
+        }
+        item.attempts += 1;
+        item.last_error = None;
+        if let Err(e) = self.store.reschedule(item) {
+            tracing::error!(message_id = %item.message_id, error = %e, "cannot record the attempt; not sending");
+            let _ = self.store.heal();
+            return Err(Delivery::Retry {
+                message_id: item.message_id.clone(),
+                error: format!("cannot record the attempt: {e}"),
+                retry_at: Timestamp::now() + jiff::SignedDuration::from_secs(1),
+            });
+        }
+        Ok(())
     }
 
     /// Marks replies sent earlier whose mark failed; while that still fails, the

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 use crate::hook::clean_ru;
-use crate::rules::copy_rules;
 
 fn head(extra: &str) -> String {
     format!("From: a.user@telecom-sever.ru\r\nTo: support@vendor.example\r\nSubject: EPG on STB-4K\r\nDate: Tue, 24 Nov 2026 10:15:00 +0300\r\n{extra}")
@@ -161,20 +160,11 @@ async fn malformed_messages_get_a_json_answer_never_a_5xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelope_is_visible_to_scripts() {
     let smtp = SmtpServer::start();
-    let rules = tempfile::tempdir().unwrap();
-    copy_rules(rules.path());
-    std::fs::write(
-        rules.path().join("99-envelope.rhai"),
+    let rules = RulesDir::copy().with(
+        "99-envelope.rhai",
         "flag(\"envelope_seen\", `${msg.envelope_from}|${msg.envelope_to.len()}|${msg.envelope_to[1]}|${msg.client_ip}`);\n",
-    )
-    .unwrap();
-    let app = TestApp::spawn_with(Options {
-        rules: rules.path().to_owned(),
-        smtp_port: smtp.port,
-        max_body: None,
-        data: None,
-    })
-    .await;
+    );
+    let app = rules.spawn(smtp.port).await;
     let (s, b) = app.post_with(
         &clean_ru("env-script@telecom-sever.ru"),
         "/v1/messages",

@@ -378,3 +378,75 @@ impl TestApp {
         self.handle.stop(true).await;
     }
 }
+
+/// Copies the shipped `rules/` (scripts, lists, templates) into `to`.
+pub fn copy_rules(to: &Path) {
+    let from = repo().join("rules");
+    let mut stack = vec![from.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&from).unwrap();
+            if p.is_dir() {
+                std::fs::create_dir_all(to.join(rel)).unwrap();
+                stack.push(p);
+            } else {
+                std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+                std::fs::copy(&p, to.join(rel)).unwrap();
+            }
+        }
+    }
+}
+
+/// A private copy of the shipped `rules/` in a temporary directory, for tests
+/// that add, edit or break a script: `RulesDir::copy().with("99-x.rhai", src)`,
+/// then [`RulesDir::spawn`] a server on it. Keep it alive as long as the server.
+pub struct RulesDir {
+    path: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl RulesDir {
+    /// A copy of the shipped rules.
+    pub fn copy() -> RulesDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("rules");
+        copy_rules(&path);
+        RulesDir { path, tmp }
+    }
+
+    /// The copy with one more (or one replaced) file.
+    pub fn with(self, name: &str, source: &str) -> RulesDir {
+        self.write(name, source);
+        self
+    }
+
+    /// Writes a file into the directory (also while a server runs on it).
+    pub fn write(&self, name: &str, source: &str) {
+        std::fs::write(self.path.join(name), source).unwrap();
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory holding `rules/` (a working directory for `intake lint rules`).
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Test app settings on these rules.
+    pub fn options(&self, smtp_port: u16) -> Options {
+        Options {
+            rules: self.path.clone(),
+            smtp_port,
+            max_body: None,
+            data: None,
+        }
+    }
+
+    /// The real server on these rules, with a fresh data directory.
+    pub async fn spawn(&self, smtp_port: u16) -> TestApp {
+        TestApp::spawn_with(self.options(smtp_port)).await
+    }
+}

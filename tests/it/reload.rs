@@ -2,13 +2,11 @@
 //! load, a reload that changes a decision, the watcher, SIGHUP on the binary,
 //! and `/metrics` after a few messages.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::rules::copy_rules;
 
 /// A clean English bug report from a client's own domain, unique by `i`.
 fn numbered(i: usize) -> Vec<u8> {
@@ -32,16 +30,6 @@ Steps to reproduce:\r\n\
 User {i}, Telecom Sever, contract MI-10234\r\n"
     )
     .into_bytes()
-}
-
-async fn spawn_on(rules: &Path, smtp_port: u16) -> TestApp {
-    TestApp::spawn_with(Options {
-        rules: rules.to_owned(),
-        smtp_port,
-        max_body: None,
-        data: None,
-    })
-    .await
 }
 
 /// The value of one sample line of the metrics text (`name{labels} value`).
@@ -71,10 +59,8 @@ fn stored_message_ids(app: &TestApp) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_reload_under_load_fails_no_request_and_loses_no_message() {
     let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_rules(&rules);
-    let app = spawn_on(&rules, smtp.port).await;
+    let rules = RulesDir::copy();
+    let app = rules.spawn(smtp.port).await;
     let revision = app.pipeline.rules.current().revision.clone();
     let (threads, per_thread) = (4, 10);
     let results: Vec<(usize, u16, Value)> = std::thread::scope(|s| {
@@ -93,7 +79,7 @@ async fn a_broken_reload_under_load_fails_no_request_and_loses_no_message() {
             })
             .collect();
         // Meanwhile: break the rules and ask for reloads, again and again.
-        std::fs::write(rules.join("15-broken.rhai"), "let x = ;\n").unwrap();
+        rules.write("15-broken.rhai", "let x = ;\n");
         for _ in 0..5 {
             let (s, b) = app.post_admin("/v1/admin/reload");
             assert_eq!(s, 422, "{b}");
@@ -150,17 +136,14 @@ async fn a_broken_reload_under_load_fails_no_request_and_loses_no_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_a_decision_applies_to_the_next_message() {
     let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_rules(&rules);
-    let app = spawn_on(&rules, smtp.port).await;
+    let rules = RulesDir::copy();
+    let app = rules.spawn(smtp.port).await;
     let (_, before) = app.post(&numbered(1));
     assert_eq!(before["outcome"], "create", "{before}");
-    std::fs::write(
-        rules.join("65-firmware_sales.rhai"),
+    rules.write(
+        "65-firmware_sales.rhai",
         "// firmware upgrades are sold, not supported\nif msg.subject_core.contains(\"firmware\") { flag(\"out_of_scope\", \"firmware upgrade request\"); }\n",
-    )
-    .unwrap();
+    );
     let (s, reloaded) = app.post_admin("/v1/admin/reload");
     assert_eq!(s, 200, "{reloaded}");
     let new_rev = reloaded["revision"].as_str().unwrap().to_owned();
@@ -191,16 +174,13 @@ async fn wait_for_revision_change(app: &TestApp, from: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_reloads_an_edited_rules_directory_and_refuses_a_broken_one() {
     let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_rules(&rules);
-    let app = spawn_on(&rules, smtp.port).await;
+    let rules = RulesDir::copy();
+    let app = rules.spawn(smtp.port).await;
     let rev0 = app.pipeline.rules.current().revision.clone();
-    std::fs::write(
-        rules.join("65-firmware_sales.rhai"),
+    rules.write(
+        "65-firmware_sales.rhai",
         "if msg.subject_core.contains(\"firmware\") { flag(\"out_of_scope\", \"firmware\"); }\n",
-    )
-    .unwrap();
+    );
     let info = wait_for_revision_change(&app, &rev0).await;
     let rev1 = info["revision"].as_str().unwrap().to_owned();
     assert_ne!(rev1, rev0, "the watcher did not reload: {info}");
@@ -209,7 +189,7 @@ async fn the_watcher_reloads_an_edited_rules_directory_and_refuses_a_broken_one(
     assert_eq!(b["rules_revision"], rev1.as_str());
 
     // A broken edit is refused; the last good set keeps deciding.
-    std::fs::write(rules.join("66-broken.rhai"), "if { \n").unwrap();
+    rules.write("66-broken.rhai", "if { \n");
     let deadline = Instant::now() + Duration::from_secs(15);
     let info = loop {
         let (_, info) = app.get("/v1/admin/rules", Some(ADMIN));
@@ -252,8 +232,7 @@ async fn the_watcher_reloads_an_edited_rules_directory_and_refuses_a_broken_one(
 #[test]
 fn sighup_reloads_the_rules_of_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_rules(&rules);
+    let rules = RulesDir::copy();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -263,7 +242,7 @@ fn sighup_reloads_the_rules_of_a_running_server() {
         .arg("serve")
         .env("INTAKE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("INTAKE__STORE__PATH", dir.path().join("data"))
-        .env("INTAKE__RULES__PATH", &rules)
+        .env("INTAKE__RULES__PATH", rules.path())
         .env("INTAKE__RULES__WATCH", "false")
         .env(
             "INTAKE__CONTRACTS__FILE",
@@ -297,11 +276,10 @@ fn sighup_reloads_the_rules_of_a_running_server() {
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::fs::write(
-        rules.join("65-x.rhai"),
+    rules.write(
+        "65-x.rhai",
         "if msg.subject == \"x\" { flag(\"out_of_scope\", \"x\"); }\n",
-    )
-    .unwrap();
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         info(&agent).unwrap()["revision"],
@@ -388,20 +366,13 @@ async fn metrics_count_messages_findings_rules_replies_and_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_rule_errors_and_limit_hits() {
     let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_rules(&rules);
-    std::fs::write(
-        rules.join("98-runaway.rhai"),
-        "let n = 0;\nloop { n += 1; }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rules.join("99-crash.rhai"),
+    let rules = RulesDir::copy();
+    rules.write("98-runaway.rhai", "let n = 0;\nloop { n += 1; }\n");
+    rules.write(
+        "99-crash.rhai",
         "let parts = msg.subject.split(\" \");\nlet x = parts[1000];\n",
-    )
-    .unwrap();
-    let app = spawn_on(&rules, smtp.port).await;
+    );
+    let app = rules.spawn(smtp.port).await;
     let (s, b) = app.post(&numbered(20));
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["status"], "needs_review", "{b}");

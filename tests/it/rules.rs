@@ -1,45 +1,13 @@
 //! Policy failures: a runaway script, a broken script at start, reload.
 
-use std::path::Path;
-
 use crate::helpers::*;
 use crate::hook::clean_ru;
-
-pub fn copy_rules(to: &Path) {
-    let from = repo().join("rules");
-    let mut stack = vec![from.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(&from).unwrap();
-            if p.is_dir() {
-                std::fs::create_dir_all(to.join(rel)).unwrap();
-                stack.push(p);
-            } else {
-                std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
-                std::fs::copy(&p, to.join(rel)).unwrap();
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_that_loops_forever_files_for_review() {
     let smtp = SmtpServer::start();
-    let rules = tempfile::tempdir().unwrap();
-    copy_rules(rules.path());
-    std::fs::write(
-        rules.path().join("99-loop.rhai"),
-        "let n = 0;\nloop { n += 1; }\n",
-    )
-    .unwrap();
-    let app = TestApp::spawn_with(Options {
-        rules: rules.path().to_owned(),
-        smtp_port: smtp.port,
-        max_body: None,
-        data: None,
-    })
-    .await;
+    let rules = RulesDir::copy().with("99-loop.rhai", "let n = 0;\nloop { n += 1; }\n");
+    let app = rules.spawn(smtp.port).await;
     let (s, b) = app.post(&clean_ru("loop@telecom-sever.ru"));
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["outcome"], "create");
@@ -63,19 +31,9 @@ async fn a_script_that_loops_forever_files_for_review() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_syntax_error_at_start_is_refused_with_its_position() {
-    let rules = tempfile::tempdir().unwrap();
-    copy_rules(rules.path());
-    std::fs::write(rules.path().join("15-broken.rhai"), "// fine\nlet x = ;\n").unwrap();
+    let rules = RulesDir::copy().with("15-broken.rhai", "// fine\nlet x = ;\n");
     let data = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &Options {
-            rules: rules.path().to_owned(),
-            smtp_port: 25,
-            max_body: None,
-            data: None,
-        },
-        data.path(),
-    );
+    let cfg = config(&rules.options(25), data.path());
     let err = match intake::intake::App::build(&cfg, std::sync::Arc::new(jiff::Timestamp::now)) {
         Ok(_) => panic!("a broken rule set must not start"),
         Err(e) => format!("{e:#}"),
@@ -86,17 +44,10 @@ async fn a_syntax_error_at_start_is_refused_with_its_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_reload_keeps_the_running_rules() {
     let smtp = SmtpServer::start();
-    let rules = tempfile::tempdir().unwrap();
-    copy_rules(rules.path());
-    let app = TestApp::spawn_with(Options {
-        rules: rules.path().to_owned(),
-        smtp_port: smtp.port,
-        max_body: None,
-        data: None,
-    })
-    .await;
+    let rules = RulesDir::copy();
+    let app = rules.spawn(smtp.port).await;
     let (_, before) = app.get("/v1/admin/rules", Some(ADMIN));
-    std::fs::write(rules.path().join("15-broken.rhai"), "let x = ;\n").unwrap();
+    rules.write("15-broken.rhai", "let x = ;\n");
     let (s, b) = app.post_admin("/v1/admin/reload");
     assert_eq!(s, 422, "{b}");
     assert_eq!(b["error"]["code"], "rules_invalid");
@@ -120,11 +71,10 @@ async fn a_broken_reload_keeps_the_running_rules() {
     );
 
     // Fix it: the next reload takes, and decisions record the new revision.
-    std::fs::write(
-        rules.path().join("15-broken.rhai"),
+    rules.write(
+        "15-broken.rhai",
         "if msg.subject.contains(\"EPG\") { flag(\"epg_topic\", \"EPG in subject\"); }\n",
-    )
-    .unwrap();
+    );
     let (s, ok) = app.post_admin("/v1/admin/reload");
     assert_eq!(s, 200, "{ok}");
     assert_ne!(ok["revision"], before["revision"]);

@@ -1,7 +1,16 @@
-//! Storage faults: the data directory on a small tmpfs that fills up, then goes
-//! read-only. The hook answers 503 `store_unavailable` (the gateway retries),
-//! `/readyz` reports it, and the service recovers by itself when the fault clears.
-//! Mounting needs root: the test is skipped with a message otherwise (CI runs as root).
+//! Storage faults, each on a real file system the test mounts:
+//! - a small tmpfs that fills up while the service runs;
+//! - a tmpfs mounted read-only before the service starts, remounted `rw` later;
+//! - an ext4 image whose file system turns read-only under the running service
+//!   (the kernel's `errors=remount-ro` reaction to an ext4 error, raised through
+//!   `/sys/fs/ext4/<dev>/trigger_fs_error`), repaired the way an operator does:
+//!   unmount, `e2fsck`, mount again.
+//!
+//! In each, the hook answers 503 `store_unavailable` (the gateway retries),
+//! `/readyz` fails while `/healthz` answers, and the service recovers by itself
+//! when the fault clears, with every message acknowledged before it still filed.
+//! Mounting needs root: each test is skipped with a message otherwise (CI runs
+//! as root).
 
 use std::path::Path;
 use std::process::Command;
@@ -23,14 +32,6 @@ impl<'a> Tmpfs<'a> {
             .status()
             .is_ok_and(|s| s.success());
         ok.then_some(Tmpfs(at))
-    }
-    fn try_remount(&self, opt: &str) -> bool {
-        Command::new("mount")
-            .args(["-o", &format!("remount,{opt}")])
-            .arg(self.0)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
     }
     fn remount(&self, opt: &str) {
         let s = Command::new("mount")
@@ -102,7 +103,7 @@ fn until_accepted(port: u16, from: usize, what: &str) -> usize {
 }
 
 #[test]
-fn full_or_read_only_disk_answers_503_and_recovers() {
+fn full_disk_answers_503_and_recovers() {
     if !is_root() {
         println!("skipped: mounting a tmpfs needs root");
         return;
@@ -111,7 +112,7 @@ fn full_or_read_only_disk_answers_503_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let Some(fs) = Tmpfs::mount(&mnt, "48m") else {
+    let Some(_fs) = Tmpfs::mount(&mnt, "48m") else {
         println!("skipped: cannot mount a tmpfs here");
         return;
     };
@@ -151,22 +152,220 @@ fn full_or_read_only_disk_answers_503_and_recovers() {
     );
     assert_eq!(code, 75, "{err}");
     std::fs::remove_file(&filler).unwrap();
-    i = until_accepted(port, i, "after the disk was freed") + 1;
+    until_accepted(port, i, "after the disk was freed");
     assert_eq!(server.get("/readyz").0, 200);
 
-    // Read-only file system: Linux refuses to remount a file system read-only
-    // while files on it are open for writing (sled's are), so this part runs only
-    // where the remount succeeds; the code path is the same I/O-error path as above.
-    if fs.try_remount("ro") {
-        let (s, b) = post(port, &numbered(i, "storage"));
-        i += 1;
-        assert_eq!(s, 503, "{b}");
-        assert_eq!(server.get("/readyz").0, 503);
-        fs.remount("rw");
-        until_accepted(port, i, "after the file system became writable");
-        assert_eq!(server.get("/readyz").0, 200);
-    } else {
-        println!("read-only part skipped: the kernel refuses a read-only remount with files open for writing");
+    server.stop();
+}
+
+/// The service refuses mail the way a gateway retries on, and says it is not ready.
+fn assert_refusing(server: &ServerProcess, i: usize, dir: &Path, what: &str) {
+    let (s, b) = post(server.port, &numbered(i, "storage"));
+    assert_eq!(s, 503, "{what}: {b}");
+    assert_eq!(b["error"]["code"], "store_unavailable", "{what}: {b}");
+    let (s, b) = server.get("/readyz");
+    assert_eq!(s, 503, "{what}: /readyz {b}");
+    assert_eq!(b["error"]["code"], "store_unavailable", "{what}: {b}");
+    assert_eq!(server.get("/healthz").0, 200, "{what}: alive");
+    let tf = dir.join("token");
+    std::fs::write(&tf, GATEWAY).unwrap();
+    let (code, err, _) = submit(
+        &[
+            "--url",
+            &server.url("/v1/messages"),
+            "--token-file",
+            tf.to_str().unwrap(),
+        ],
+        &numbered(i, "storage"),
+    );
+    assert_eq!(
+        code, 75,
+        "{what}: intake submit tells the MTA to retry: {err}"
+    );
+}
+
+/// Re-posts messages acknowledged earlier: each is still filed, with the same decision.
+fn assert_still_filed(port: u16, acked: &[(usize, Value)], what: &str) {
+    for (i, first) in acked {
+        let (s, b) = post(port, &numbered(*i, "storage"));
+        assert_eq!(s, 200, "{what}: message {i}: {b}");
+        assert_eq!(
+            b["ticket"], first["ticket"],
+            "{what}: message {i} filed once"
+        );
+        assert_eq!(b["outcome"], first["outcome"], "{what}: message {i}");
     }
+}
+
+#[test]
+fn read_only_mount_at_start_serves_degraded_and_heals_when_remounted_rw() {
+    if !is_root() {
+        println!("SKIPPED read_only_mount_at_start: mounting a tmpfs needs root");
+        return;
+    }
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let Some(fs) = Tmpfs::mount(&mnt, "48m") else {
+        println!("SKIPPED read_only_mount_at_start: cannot mount a tmpfs here");
+        return;
+    };
+    let data = mnt.join("data");
+    let port = free_port();
+    // A store with mail in it, then a clean stop.
+    let server = ServerProcess::start(&data, port, smtp.port, &[]);
+    let acked: Vec<(usize, Value)> = (0..3)
+        .map(|i| {
+            let (s, b) = post(port, &numbered(i, "storage"));
+            assert_eq!(s, 200, "{b}");
+            (i, b)
+        })
+        .collect();
+    server.stop();
+
+    // The file system comes back read-only (root would ignore a chmod).
+    fs.remount("ro");
+    assert!(
+        std::fs::write(mnt.join("probe"), b"x").is_err(),
+        "the mount is read-only"
+    );
+    let server = ServerProcess::start(&data, port, smtp.port, &[]);
+    for i in 10..13 {
+        assert_refusing(&server, i, dir.path(), "read-only at start");
+    }
+
+    fs.remount("rw");
+    // Nobody restarts it: the gateway's retries and the probes reopen the store.
+    until_accepted(port, 20, "after the mount became writable");
+    assert_eq!(server.get("/readyz").0, 200);
+    assert_still_filed(port, &acked, "after the mount became writable");
+    server.stop();
+}
+
+/// An ext4 file system in an image file on a loop device.
+struct Ext4 {
+    img: std::path::PathBuf,
+    mnt: std::path::PathBuf,
+}
+
+impl Ext4 {
+    fn create(dir: &Path) -> Option<Ext4> {
+        let img = dir.join("ext4.img");
+        let mnt = dir.join("ext4");
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(96 << 20)
+            .unwrap();
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&img)
+            .status()
+            .is_ok_and(|s| s.success());
+        let fs = Ext4 { img, mnt };
+        (made && fs.mount()).then_some(fs)
+    }
+
+    fn mount(&self) -> bool {
+        Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&self.img)
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Raises an ext4 error: with `errors=remount-ro` the kernel aborts the
+    /// journal and makes the file system read-only, also for files already open.
+    fn fail(&self) {
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(&self.mnt)
+            .output()
+            .unwrap();
+        let source = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let dev = source.rsplit('/').next().unwrap_or_default().to_owned();
+        std::fs::write(
+            format!("/sys/fs/ext4/{dev}/trigger_fs_error"),
+            "intake storage test",
+        )
+        .unwrap_or_else(|e| panic!("trigger an ext4 error on {source}: {e}"));
+    }
+
+    /// What an operator does: unmount (once the service let go of its files),
+    /// check and repair, mount again.
+    fn repair(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !Command::new("umount")
+            .arg(&self.mnt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the service still holds files on the failed file system"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let fsck = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(&self.img)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        // 0 clean, 1 errors corrected (the test error itself is recorded as one).
+        assert!(
+            matches!(fsck.code(), Some(0 | 1)),
+            "e2fsck repaired the file system: {fsck}"
+        );
+        assert!(self.mount(), "mount the repaired file system");
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+#[test]
+fn file_system_turning_read_only_while_running_answers_503_and_recovers_after_repair() {
+    if !is_root() {
+        println!("SKIPPED file_system_turning_read_only: mounting an ext4 image needs root");
+        return;
+    }
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = Ext4::create(dir.path()) else {
+        println!("SKIPPED file_system_turning_read_only: cannot make and loop-mount an ext4 image here (mkfs.ext4, loop devices)");
+        return;
+    };
+    let data = fs.mnt.join("data");
+    let port = free_port();
+    let server = ServerProcess::start(&data, port, smtp.port, &[]);
+    let acked: Vec<(usize, Value)> = (0..5)
+        .map(|i| {
+            let (s, b) = post(port, &numbered(i, "storage"));
+            assert_eq!(s, 200, "{b}");
+            (i, b)
+        })
+        .collect();
+    assert_eq!(server.get("/readyz").0, 200);
+
+    fs.fail();
+    assert!(
+        std::fs::write(fs.mnt.join("probe"), b"x").is_err(),
+        "the file system went read-only"
+    );
+    for i in 10..13 {
+        assert_refusing(&server, i, dir.path(), "file system turned read-only");
+    }
+
+    fs.repair();
+    until_accepted(port, 20, "after the file system was repaired");
+    assert_eq!(server.get("/readyz").0, 200);
+    assert_still_filed(port, &acked, "after the repair");
     server.stop();
 }

@@ -1,6 +1,6 @@
 //! `intake submit`, the MTA pipe client, against the real server: its sysexits
-//! contract (0 filed, 75 retry, 65 bad message, 77 token refused, 64 usage) and
-//! one line on stderr per failure.
+//! contract (0 filed, 75 retry, 65 bad message, 77 token refused, 64 usage,
+//! 78 broken configuration) and one line on stderr per failure.
 
 use std::time::Duration;
 
@@ -176,4 +176,29 @@ async fn usage_errors_exit_64() {
         assert_eq!(code, 64, "{args:?}: {err}");
         assert!(!err.is_empty());
     }
+}
+
+/// A broken configuration is the service's fault, not the message's: EX_CONFIG
+/// (78), with the enhanced status code 4.3.5 first on the line, which Postfix's
+/// pipe(8) takes over the exit code, so the mail stays queued instead of bouncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_error_exits_78_and_asks_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("intake.toml");
+    std::fs::write(&cfg, "[http]\nno_such_key = 1\n").unwrap();
+    let tf = token_file(dir.path(), GATEWAY);
+    let args = vec![
+        "--config".to_owned(),
+        cfg.display().to_string(),
+        "--token-file".to_owned(),
+        tf,
+    ];
+    let (code, err, _) = run(args, clean_ru("submit-cfg@telecom-sever.ru")).await;
+    assert_eq!(code, 78, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    assert!(
+        err.starts_with("4.3.5 intake submit: configuration error"),
+        "{err:?}"
+    );
+    assert!(err.contains("no_such_key"), "names the bad key: {err:?}");
 }

@@ -28,7 +28,7 @@ pub fn intake(cwd: &Path, args: &[&str]) -> (i32, String, String) {
 /// A copy of the shipped `rules/` at `dir/rules`.
 pub fn rules_copy(dir: &Path) -> std::path::PathBuf {
     let to = dir.join("rules");
-    crate::rules::copy_rules(&to);
+    copy_rules(&to);
     to
 }
 
@@ -70,10 +70,8 @@ fn lint_reports_each_bad_rule_fixture() {
             .and_then(|l| l.strip_prefix("// as: "))
             .map(str::to_owned)
             .unwrap_or_else(|| f.file_name().unwrap().to_string_lossy().into_owned());
-        let tmp = tempfile::tempdir().unwrap();
-        let rules = rules_copy(tmp.path());
-        std::fs::write(rules.join(&name), &src).unwrap();
-        let (code, out, err) = intake(tmp.path(), &["lint", "rules"]);
+        let rules = RulesDir::copy().with(&name, &src);
+        let (code, out, err) = intake(rules.root(), &["lint", "rules"]);
         if code != 1 || !out.lines().any(|l| l == expect) {
             failures.push(format!(
                 "{}: exit {code}, expected the line\n  {expect}\ngot:\n{out}{err}",
@@ -234,13 +232,10 @@ fn test_passes_a_right_expectation_and_only_filters_by_finding() {
 fn diff_shows_the_cases_a_rule_change_decides_differently() {
     let tmp = tempfile::tempdir().unwrap();
     let before = rules_copy(tmp.path());
-    let after = tmp.path().join("rules-new");
-    crate::rules::copy_rules(&after);
-    std::fs::write(
-        after.join("65-epg_sales.rhai"),
+    let after = RulesDir::copy().with(
+        "65-epg_sales.rhai",
         "// EPG feeds are a paid add-on: questions about them go to sales.\nif msg.subject_core.contains(\"EPG\") { flag(\"out_of_scope\", \"EPG feed question\"); }\n",
-    )
-    .unwrap();
+    );
     let corpus = one_case_corpus(
         tmp.path(),
         "outcome = \"create\"\nstatus = \"new\"\nfindings = []\nreply = \"created\"\n",
@@ -258,7 +253,7 @@ fn diff_shows_the_cases_a_rule_change_decides_differently() {
             "--from",
             before.to_str().unwrap(),
             "--to",
-            "rules-new",
+            after.path().to_str().unwrap(),
             "corpus",
         ],
     );
