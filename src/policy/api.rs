@@ -518,6 +518,36 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("regex_find", |text: &str, pattern: &str| -> Res<Array> {
         regex(pattern).map(|re| re.find_iter(text).map(|m| s(m.as_str())).collect())
     });
+    // `text in array` for the common case of a string: compared natively rather than
+    // by calling `==` through the interpreter once per element (Rhai's generic
+    // `contains`), which made membership in a constant list of ten words cost as
+    // much as a whole rule. Other element types are never equal to a string.
+    engine.register_fn(
+        "contains",
+        |items: &mut Array, item: ImmutableString| -> bool {
+            items
+                .iter()
+                .any(|d| match d.read_lock::<ImmutableString>() {
+                    Some(x) => *x == item,
+                    None => d.as_char().is_ok_and(|c| {
+                        let mut chars = item.chars();
+                        chars.next() == Some(c) && chars.next().is_none()
+                    }),
+                })
+        },
+    );
+    engine.register_fn("starts_with_any", |text: &str, prefixes: Array| -> bool {
+        prefixes.iter().any(|p| {
+            p.read_lock::<ImmutableString>()
+                .is_some_and(|p| text.starts_with(p.as_str()))
+        })
+    });
+    engine.register_fn("ends_with_any", |text: &str, suffixes: Array| -> bool {
+        suffixes.iter().any(|p| {
+            p.read_lock::<ImmutableString>()
+                .is_some_and(|p| text.ends_with(p.as_str()))
+        })
+    });
     engine.register_fn("join", |items: Array, sep: &str| -> String {
         items
             .iter()
@@ -707,4 +737,38 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("now", || -> Res<INT> {
         with_ctx(|c| c.now.as_second() as INT)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    fn eval(script: &str) -> bool {
+        super::super::engine::shared()
+            .eval::<bool>(script)
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    #[test]
+    fn string_membership_is_exact_and_other_types_still_work() {
+        assert!(eval(r#""bulk" in ["bulk", "junk"]"#));
+        assert!(!eval(r#""bul" in ["bulk", "junk"]"#));
+        assert!(!eval(r#""1" in [1, 2]"#));
+        assert!(eval(r#""x" in ['x']"#));
+        assert!(!eval(r#""xy" in ['x']"#));
+        assert!(eval("2 in [1, 2]"));
+        assert!(!eval(r#"let a = []; "a" in a"#));
+    }
+
+    #[test]
+    fn prefix_and_suffix_of_any() {
+        assert!(eval(
+            r#"starts_with_any("image/png", ["video/", "image/"])"#
+        ));
+        assert!(!eval(
+            r#"starts_with_any("application/x-msdownload", ["application/zip"])"#
+        ));
+        assert!(eval(
+            r#"ends_with_any("dump.LOG".to_lower(), [".txt", ".log"])"#
+        ));
+        assert!(!eval(r#"ends_with_any("report.docx", [".doc", 5])"#));
+    }
 }
