@@ -13,7 +13,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
 
-use crate::contracts::{Contract, Contracts};
+use super::contract::ScriptContract;
+
+use crate::contracts::Contracts;
 use crate::decision::Finding;
 use crate::facts::Facts;
 use crate::store::Ticket;
@@ -136,21 +138,6 @@ fn strings(v: &[String]) -> Dynamic {
     Dynamic::from_array(v.iter().map(|x| s(x)).collect())
 }
 
-/// A contract as an object map (with `active` at the message's time).
-pub fn contract_map(c: &Contract, at: Timestamp) -> Dynamic {
-    let mut m = Map::new();
-    m.insert("client_id".into(), s(&c.client_id));
-    m.insert("name".into(), s(&c.name));
-    m.insert("level".into(), s(&c.level));
-    m.insert("status".into(), s(&c.status));
-    m.insert("valid_until".into(), s(&c.valid_until.to_string()));
-    m.insert("domains".into(), strings(&c.domains));
-    m.insert("addresses".into(), strings(&c.addresses));
-    m.insert("language".into(), s(&c.language));
-    m.insert("active".into(), Dynamic::from_bool(c.is_active_at(at)));
-    Dynamic::from_map(m)
-}
-
 fn ticket_map(t: &Ticket, now: Timestamp) -> Dynamic {
     let mut m = Map::new();
     m.insert("number".into(), Dynamic::from_int(t.number as INT));
@@ -249,12 +236,12 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "contract" => f
             .contract
             .as_ref()
-            .map(|c| contract_map(c, at))
+            .map(|c| ScriptContract::dynamic(c, at))
             .unwrap_or(Dynamic::UNIT),
         "sender_contract" => f
             .sender_contract
             .as_ref()
-            .map(|c| contract_map(c, at))
+            .map(|c| ScriptContract::dynamic(c, at))
             .unwrap_or(Dynamic::UNIT),
         "envelope_from" => opt(f.envelope.mail_from.as_deref()),
         "envelope_to" => strings(&f.envelope.rcpt_to),
@@ -606,47 +593,11 @@ pub fn register(engine: &mut Engine) {
                     None => "no such contract".into(),
                 },
             );
-            k.map(|k| contract_map(k, c.now)).unwrap_or(Dynamic::UNIT)
+            k.map(|k| ScriptContract::dynamic(k, c.now))
+                .unwrap_or(Dynamic::UNIT)
         })
     });
-    engine.register_fn("contract_covers", |contract: Map, addr: &str| -> bool {
-        let addr = addr.to_lowercase();
-        let list = |key: &str| -> Vec<String> {
-            contract
-                .get(key)
-                .and_then(|v| v.clone().into_array().ok())
-                .map(|a| a.into_iter().filter_map(|x| x.into_string().ok()).collect())
-                .unwrap_or_default()
-        };
-        let probe = Contract {
-            client_id: String::new(),
-            name: String::new(),
-            level: String::new(),
-            status: String::new(),
-            valid_until: jiff::civil::date(2000, 1, 1),
-            domains: list("domains"),
-            addresses: list("addresses"),
-            language: String::new(),
-        };
-        let r = probe.covers(&addr);
-        probe::note(
-            || {
-                let id = contract
-                    .get("client_id")
-                    .map(|d| d.to_string())
-                    .unwrap_or_default();
-                format!("contract_covers({id}, \"{addr}\")")
-            },
-            None,
-            || {
-                format!(
-                    "{r} (domains {:?}, addresses {:?})",
-                    probe.domains, probe.addresses
-                )
-            },
-        );
-        r
-    });
+    super::contract::register(engine);
 
     // Store look-ups (read-only).
     engine.register_fn("ticket", |number: INT| -> Res<Dynamic> {

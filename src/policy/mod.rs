@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod calls;
+pub mod contract;
 pub mod engine;
 pub mod lint;
 pub mod probe;
