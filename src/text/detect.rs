@@ -224,6 +224,10 @@ fn token_stats(token: &str) -> TokenStats {
 /// 40% of them, are affected. Normal Russian, English, mixed technical text with
 /// CamelCase identifiers, accented names and emoji are not.
 pub fn is_mojibake(text: &str) -> bool {
+    // Every pattern above needs a character beyond ASCII.
+    if text.is_ascii() {
+        return false;
+    }
     let (mut words, mut affected) = (0usize, 0usize);
     let (mut caps_words, mut caps_letters, mut koi_marks, mut win_marks, mut inverted) =
         (0, 0, 0, 0, 0);

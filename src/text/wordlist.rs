@@ -285,21 +285,23 @@ impl WordList {
     /// text consists only of list words (how "every word of the subject is generic" is
     /// checked).
     pub fn unmatched_words(&self, text: &str) -> Vec<String> {
-        let normalized = normalize(text);
-        let found = self.candidates(&normalized, None);
-        let mut out = Vec::new();
-        let mut offset = 0;
-        for word in normalized.split(' ').filter(|w| !w.is_empty()) {
-            let start = offset;
-            offset += word.len() + 1;
-            if !found
-                .iter()
-                .any(|c| c.word_start <= start && start < c.word_end)
-            {
-                out.push(word.to_owned());
+        with_normalized(text, |normalized| {
+            let found = self.candidates(&normalized.text, Some(&normalized.hits));
+            let mut out = Vec::new();
+            for (i, &start) in normalized.word_starts.iter().enumerate() {
+                let end = normalized
+                    .word_starts
+                    .get(i + 1)
+                    .map_or(normalized.text.len(), |next| next - 1);
+                if !found
+                    .iter()
+                    .any(|c| c.word_start <= start && start < c.word_end)
+                {
+                    out.push(normalized.text[start..end].to_owned());
+                }
             }
-        }
-        out
+            out
+        })
     }
 
     fn to_matches(
