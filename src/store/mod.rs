@@ -13,13 +13,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
 use crate::decision::{Decision, Outcome, Status};
 use crate::facts::Envelope;
 use crate::sla::SlaDue;
+
+mod codec;
+
+pub use codec::PackedRaw;
+use codec::{dec, enc};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -290,18 +295,6 @@ fn prefixed(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serialising these plain structs to JSON cannot fail (no maps with non-string keys).
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-fn dec<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        message: e.to_string(),
-    })
-}
-
 fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
     v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
         .map(u64::from_be_bytes)
@@ -313,11 +306,19 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// Whether the store at `path` was created with sled's own compression (by versions
+/// before values were compressed one by one): sled refuses to open it otherwise, so
+/// such a store keeps it. New stores are created without it.
+fn sled_compressed(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path.join("conf"))
+        .is_ok_and(|conf| conf.lines().any(|l| l.trim() == "use_compression: true"))
+}
+
 fn open_trees(path: &std::path::Path, cache_bytes: u64) -> Result<Trees, StoreError> {
     let db = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
-        .use_compression(true)
+        .use_compression(sled_compressed(path))
         .compression_factor(3)
         .flush_every_ms(Some(1000))
         .open()
@@ -486,9 +487,19 @@ impl Store {
     /// # Errors
     /// Read failures.
     pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .t()?
-            .raw
+        let t = self.t()?;
+        let Some(value) = t
+            .messages
+            .get(be(seq))
+            .map_err(StoreError::sled("read message"))?
+        else {
+            return Ok(None);
+        };
+        if let Some(raw) = codec::message_raw("messages", &value)? {
+            return Ok(Some(raw));
+        }
+        // Written by an earlier version: the raw bytes have their own tree.
+        Ok(t.raw
             .get(be(seq))
             .map_err(StoreError::sled("read raw"))?
             .map(|v| v.to_vec()))
@@ -811,11 +822,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies one filing in a transaction (no flush). Used by the committer.
+    /// Applies one filing in a transaction (no flush), compressing its raw bytes here.
+    #[cfg(test)]
     fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
+        self.apply_packed(f, &PackedRaw::pack(&f.raw))
+    }
+
+    /// Applies one filing whose raw bytes are already packed, in one transaction
+    /// (no flush). Used by the committer.
+    fn apply_packed(&self, f: &Filing, raw: &PackedRaw) -> Result<Committed, StoreError> {
         let t = self.t()?;
         let trees = [
-            &t.raw,
             &t.messages,
             &t.dedup,
             &t.tickets,
@@ -829,7 +846,7 @@ impl Store {
         let first_number = self.first_number;
         let res = trees
             .as_slice()
-            .transaction(|t| apply_tx(t, f, first_number));
+            .transaction(|t| apply_tx(t, f, raw, first_number));
         match res {
             Ok(c) => Ok(c),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -866,8 +883,13 @@ pub fn normalise_id(id: &str) -> String {
         .to_owned()
 }
 
-fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<Committed> {
-    let [raw, messages, dedup, tickets, thread, owners, senders, outbox, replies, meta] = t else {
+fn apply_tx(
+    t: &[TransactionalTree],
+    f: &Filing,
+    raw: &PackedRaw,
+    first_number: u64,
+) -> TxResult<Committed> {
+    let [messages, dedup, tickets, thread, owners, senders, outbox, replies, meta] = t else {
         return abort(StoreError::Corrupt {
             tree: "transaction",
             message: "wrong tree count".into(),
@@ -1033,8 +1055,7 @@ fn apply_tx(t: &[TransactionalTree], f: &Filing, first_number: u64) -> TxResult<
         reply_message_id,
         reply_suppressed,
     };
-    raw.insert(&be(seq), f.raw.as_slice())?;
-    messages.insert(&be(seq), enc(&record))?;
+    messages.insert(&be(seq), codec::enc_message(&record, raw))?;
     dedup.insert(f.dedup_key.as_slice(), &be(seq))?;
     Ok(Committed {
         record,
@@ -1047,7 +1068,7 @@ type Reply = tokio::sync::oneshot::Sender<Result<Committed, Arc<StoreError>>>;
 /// Group-commit front of the store: one thread applies filings and flushes once per round.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::SyncSender<(Filing, Reply)>,
+    tx: mpsc::SyncSender<(Filing, PackedRaw, Reply)>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -1064,7 +1085,7 @@ impl Committer {
     /// Starts the committer thread. `window` is the longest it waits for requests
     /// still being evaluated to join a round.
     pub fn start(store: Store, window: Duration) -> Committer {
-        let (tx, rx) = mpsc::sync_channel::<(Filing, Reply)>(4096);
+        let (tx, rx) = mpsc::sync_channel::<(Filing, PackedRaw, Reply)>(4096);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let waiting = in_flight.clone();
         let spawned = std::thread::Builder::new()
@@ -1088,9 +1109,11 @@ impl Committer {
     /// The transaction or the flush failed; the committer is gone.
     pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // Compressed here, in parallel, not on the committer's serial path.
+        let packed = PackedRaw::pack(&filing.raw);
         // Usually there is room: no thread hop. The channel is bounded: when it is
         // full, block a pool thread, not the async worker.
-        match self.tx.try_send((filing, tx)) {
+        match self.tx.try_send((filing, packed, tx)) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Disconnected(_)) => {
                 return Err(Arc::new(StoreError::CommitterGone))
@@ -1115,8 +1138,9 @@ impl Committer {
     /// As [`Committer::commit`].
     pub fn commit_blocking(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let packed = PackedRaw::pack(&filing.raw);
         self.tx
-            .send((filing, tx))
+            .send((filing, packed, tx))
             .map_err(|_| Arc::new(StoreError::CommitterGone))?;
         rx.blocking_recv()
             .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
@@ -1125,16 +1149,16 @@ impl Committer {
 
 fn commit_loop(
     store: Store,
-    rx: mpsc::Receiver<(Filing, Reply)>,
+    rx: mpsc::Receiver<(Filing, PackedRaw, Reply)>,
     in_flight: Arc<AtomicUsize>,
     window: Duration,
 ) {
     let mut round: Vec<(Result<Committed, StoreError>, Reply)> = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
         let started = Instant::now();
-        let apply = |(f, reply): (Filing, Reply), round: &mut Vec<_>| {
+        let apply = |(f, raw, reply): (Filing, PackedRaw, Reply), round: &mut Vec<_>| {
             let t0 = Instant::now();
-            let res = store.apply(&f).map(|mut c| {
+            let res = store.apply_packed(&f, &raw).map(|mut c| {
                 c.record.timings.store_us = t0.elapsed().as_micros() as u64;
                 c
             });
