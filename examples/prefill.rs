@@ -99,7 +99,7 @@ fn fill(dir: &Path, n: u64) -> anyhow::Result<()> {
         });
         let mut done = 0u64;
         let mut bytes = 0u64;
-        let mut results = filings.buffer_unordered(256);
+        let mut results = filings.buffer_unordered(2048);
         while let Some(r) = results.next().await {
             bytes += r.map_err(|e| anyhow::anyhow!(e))?;
             done += 1;

@@ -7,8 +7,6 @@
 //! request never uses one up), then flushes once for everything it applied in that
 //! round, then answers every waiting request. Reads go straight to sled.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +20,11 @@ use crate::facts::Envelope;
 use crate::sla::SlaDue;
 
 mod codec;
+mod committer;
 
 pub use codec::PackedRaw;
 use codec::{dec, enc};
+pub use committer::{Committer, InFlight};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +256,9 @@ pub struct Store {
 
 /// The open database and its trees.
 struct Trees {
+    /// How many times the store was reopened before this database was opened: a
+    /// write is durable only if a flush of the same generation followed it.
+    generation: u64,
     db: sled::Db,
     raw: sled::Tree,
     messages: sled::Tree,
@@ -314,7 +317,11 @@ fn sled_compressed(path: &std::path::Path) -> bool {
         .is_ok_and(|conf| conf.lines().any(|l| l.trim() == "use_compression: true"))
 }
 
-fn open_trees(path: &std::path::Path, cache_bytes: u64) -> Result<Trees, StoreError> {
+fn open_trees(
+    path: &std::path::Path,
+    cache_bytes: u64,
+    generation: u64,
+) -> Result<Trees, StoreError> {
     let db = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
@@ -325,6 +332,7 @@ fn open_trees(path: &std::path::Path, cache_bytes: u64) -> Result<Trees, StoreEr
         .map_err(StoreError::sled("open"))?;
     let t = |name: &str| db.open_tree(name).map_err(StoreError::sled("open tree"));
     Ok(Trees {
+        generation,
         raw: t("raw")?,
         messages: t("messages")?,
         dedup: t("dedup")?,
@@ -350,7 +358,7 @@ impl Store {
         first_number: u64,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
-        let trees = open_trees(path, cache_bytes)?;
+        let trees = open_trees(path, cache_bytes, 0)?;
         Ok(Store {
             cell: Arc::new(std::sync::RwLock::new(Some(Arc::new(trees)))),
             path: path.to_owned(),
@@ -384,6 +392,7 @@ impl Store {
             *last = Some(Instant::now());
         }
         let mut cell = self.cell.write().unwrap_or_else(|p| p.into_inner());
+        let generation = cell.as_ref().map_or(0, |t| t.generation) + 1;
         // sled holds a file lock until every handle on the old database is gone;
         // readers hold one only for the duration of a call.
         if let Some(old) = cell.take() {
@@ -402,7 +411,7 @@ impl Store {
         }
         let mut err = None;
         for _ in 0..20 {
-            match open_trees(&self.path, self.cache_bytes) {
+            match open_trees(&self.path, self.cache_bytes, generation) {
                 Ok(trees) => {
                     *cell = Some(Arc::new(trees));
                     tracing::warn!(path = %self.path.display(), "store reopened after a fault");
@@ -428,11 +437,15 @@ impl Store {
     /// # Errors
     /// The fsync failed (disk full, read-only file system).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.t()?
-            .db
-            .flush()
-            .map(|_| ())
-            .map_err(StoreError::sled("flush"))
+        self.flush_generation().map(|_| ())
+    }
+
+    /// Flushes, and tells which generation of the database it made durable (see
+    /// [`Store::heal`]): writes made on an earlier one were lost with it.
+    fn flush_generation(&self) -> Result<u64, StoreError> {
+        let t = self.t()?;
+        t.db.flush().map_err(StoreError::sled("flush"))?;
+        Ok(t.generation)
     }
 
     /// Whether the database answers reads and writes (for `/readyz`).
@@ -825,13 +838,17 @@ impl Store {
     /// Applies one filing in a transaction (no flush), compressing its raw bytes here.
     #[cfg(test)]
     fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
-        self.apply_packed(f, &PackedRaw::pack(&f.raw))
+        self.apply_packed(f, &PackedRaw::pack(&f.raw)).1
     }
 
     /// Applies one filing whose raw bytes are already packed, in one transaction
     /// (no flush). Used by the committer.
-    fn apply_packed(&self, f: &Filing, raw: &PackedRaw) -> Result<Committed, StoreError> {
-        let t = self.t()?;
+    /// Returns the generation of the database written to, with the outcome.
+    fn apply_packed(&self, f: &Filing, raw: &PackedRaw) -> (u64, Result<Committed, StoreError>) {
+        let t = match self.t() {
+            Ok(t) => t,
+            Err(e) => return (0, Err(e)),
+        };
         let trees = [
             &t.messages,
             &t.dedup,
@@ -847,14 +864,15 @@ impl Store {
         let res = trees
             .as_slice()
             .transaction(|t| apply_tx(t, f, raw, first_number));
-        match res {
+        let out = match res {
             Ok(c) => Ok(c),
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
                 op: "file message",
                 source,
             }),
-        }
+        };
+        (t.generation, out)
     }
 }
 
@@ -1061,161 +1079,6 @@ fn apply_tx(
         record,
         redelivery: false,
     })
-}
-
-type Reply = tokio::sync::oneshot::Sender<Result<Committed, Arc<StoreError>>>;
-
-/// Group-commit front of the store: one thread applies filings and flushes once per round.
-#[derive(Clone)]
-pub struct Committer {
-    tx: mpsc::SyncSender<(Filing, PackedRaw, Reply)>,
-    in_flight: Arc<AtomicUsize>,
-}
-
-/// Marks a request that may soon submit a filing (so the committer waits for it).
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Committer {
-    /// Starts the committer thread. `window` is the longest it waits for requests
-    /// still being evaluated to join a round.
-    pub fn start(store: Store, window: Duration) -> Committer {
-        let (tx, rx) = mpsc::sync_channel::<(Filing, PackedRaw, Reply)>(4096);
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let waiting = in_flight.clone();
-        let spawned = std::thread::Builder::new()
-            .name("intake-commit".into())
-            .spawn(move || commit_loop(store, rx, waiting, window));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the commit thread");
-        }
-        Committer { tx, in_flight }
-    }
-
-    /// Call when a request starts evaluating; drop the guard when it has submitted.
-    pub fn begin(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(self.in_flight.clone())
-    }
-
-    /// Files a message durably; resolves once it is flushed to disk.
-    ///
-    /// # Errors
-    /// The transaction or the flush failed; the committer is gone.
-    pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Compressed here, in parallel, not on the committer's serial path.
-        let packed = PackedRaw::pack(&filing.raw);
-        // Usually there is room: no thread hop. The channel is bounded: when it is
-        // full, block a pool thread, not the async worker.
-        match self.tx.try_send((filing, packed, tx)) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Disconnected(_)) => {
-                return Err(Arc::new(StoreError::CommitterGone))
-            }
-            Err(mpsc::TrySendError::Full(item)) => {
-                let sender = self.tx.clone();
-                let sent = tokio::task::spawn_blocking(move || sender.send(item).is_ok())
-                    .await
-                    .unwrap_or(false);
-                if !sent {
-                    return Err(Arc::new(StoreError::CommitterGone));
-                }
-            }
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
-    }
-
-    /// Blocking variant for non-async callers (CLI, corpus runner).
-    ///
-    /// # Errors
-    /// As [`Committer::commit`].
-    pub fn commit_blocking(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let packed = PackedRaw::pack(&filing.raw);
-        self.tx
-            .send((filing, packed, tx))
-            .map_err(|_| Arc::new(StoreError::CommitterGone))?;
-        rx.blocking_recv()
-            .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
-    }
-}
-
-fn commit_loop(
-    store: Store,
-    rx: mpsc::Receiver<(Filing, PackedRaw, Reply)>,
-    in_flight: Arc<AtomicUsize>,
-    window: Duration,
-) {
-    let mut round: Vec<(Result<Committed, StoreError>, Reply)> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        let started = Instant::now();
-        let apply = |(f, raw, reply): (Filing, PackedRaw, Reply), round: &mut Vec<_>| {
-            let t0 = Instant::now();
-            let res = store.apply_packed(&f, &raw).map(|mut c| {
-                c.record.timings.store_us = t0.elapsed().as_micros() as u64;
-                c
-            });
-            round.push((res, reply));
-        };
-        apply(first, &mut round);
-        loop {
-            match rx.try_recv() {
-                Ok(item) => {
-                    apply(item, &mut round);
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => {}
-            }
-            // Others are still evaluating: wait a little for them to join this flush.
-            let pending = in_flight.load(Ordering::SeqCst);
-            let left = window.saturating_sub(started.elapsed());
-            if pending == 0 || left.is_zero() || round.len() >= 512 {
-                break;
-            }
-            match rx.recv_timeout(left.min(Duration::from_micros(200))) {
-                Ok(item) => apply(item, &mut round),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let mut fault = round
-            .iter()
-            .any(|(r, _)| matches!(r, Err(StoreError::Sled { .. } | StoreError::Reopening)));
-        let flushed = if round
-            .iter()
-            .any(|(r, _)| r.as_ref().is_ok_and(|c| !c.redelivery))
-        {
-            store.flush().map_err(Arc::new)
-        } else {
-            Ok(())
-        };
-        fault |= flushed.is_err();
-        for (res, reply) in round.drain(..) {
-            let out = match (&flushed, res) {
-                (Err(e), Ok(_)) => {
-                    tracing::error!(error = %e, "flush failed; the write may be lost");
-                    Err(e.clone())
-                }
-                (_, res) => res.map_err(Arc::new),
-            };
-            let _ = reply.send(out);
-        }
-        if fault {
-            // sled refuses everything after an I/O error: reopen it, so that the
-            // service recovers by itself once the disk has room or is writable.
-            if let Err(e) = store.heal() {
-                tracing::warn!(error = %e, "store still unavailable");
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for Store {
