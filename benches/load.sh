@@ -10,6 +10,7 @@
 #   CONCURRENCY="1 16 64"   the runs
 #   PREFILL=0               tickets written straight through the store first
 #                           (examples/prefill.rs), e.g. PREFILL=1000000
+#   BIN=PATH                another build of `intake` to measure (A/B runs)
 #   PERF=FILE               also `perf record -F 499 -g` the server during the
 #                           last run and write the report's top entries to FILE
 set -euo pipefail
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 cargo build --release --quiet --bin intake --example prefill
+bin=${BIN:-target/release/intake}
 
 duration=${DURATION:-20s}
 prefill=${PREFILL:-0}
@@ -32,7 +34,7 @@ fi
 token=load-test-token
 INTAKE__HTTP__LISTEN=127.0.0.1:$port INTAKE__STORE__PATH="$work/data" \
 INTAKE__SMTP__RELAY=127.0.0.1:$smtp INTAKE__AUTH__GATEWAY_TOKEN=$token \
-RUST_LOG=warn target/release/intake serve &
+RUST_LOG=warn "$bin" serve &
 server=$!
 # Opening a large store (sled recovers its log at start) can take minutes at 1M tickets.
 t0=$(date +%s)

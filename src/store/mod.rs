@@ -313,8 +313,11 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
 /// before values were compressed one by one): sled refuses to open it otherwise, so
 /// such a store keeps it. New stores are created without it.
 fn sled_compressed(path: &std::path::Path) -> bool {
-    std::fs::read_to_string(path.join("conf"))
-        .is_ok_and(|conf| conf.lines().any(|l| l.trim() == "use_compression: true"))
+    // sled's `conf`: `key: value` lines, then a CRC32 (so not UTF-8 as a whole).
+    std::fs::read(path.join("conf")).is_ok_and(|conf| {
+        conf.split(|&b| b == b'\n')
+            .any(|l| l == b"use_compression: true")
+    })
 }
 
 fn open_trees(
@@ -1233,6 +1236,38 @@ mod tests {
 #[cfg(test)]
 mod reopen_tests {
     use super::*;
+
+    #[test]
+    fn stores_of_earlier_versions_stay_readable() {
+        // Written the way earlier versions did: sled compression, bare JSON
+        // records, the raw bytes in their own tree.
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Store::open(tempfile::tempdir().unwrap().path(), 100_001, 0)
+            .unwrap()
+            .apply(&tests::filing_pub("a"))
+            .unwrap()
+            .record;
+        record.seq = 1;
+        {
+            let db = sled::Config::new()
+                .path(dir.path())
+                .use_compression(true)
+                .open()
+                .unwrap();
+            let messages = db.open_tree("messages").unwrap();
+            messages
+                .insert(be(1), serde_json::to_vec(&record).unwrap())
+                .unwrap();
+            db.open_tree("raw").unwrap().insert(be(1), &b"old raw"[..]).unwrap();
+            db.open_tree("dedup").unwrap().insert(b"a", &be(1)).unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert_eq!(store.message(1).unwrap(), Some(record));
+        assert_eq!(store.raw_message(1).unwrap().as_deref(), Some(&b"old raw"[..]));
+        assert!(store.apply(&tests::filing_pub("a")).unwrap().redelivery);
+    }
+
     #[test]
     fn counters_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
