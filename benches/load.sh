@@ -56,8 +56,9 @@ for c in ${CONCURRENCY:-1 16 64}; do
   bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   if [ -n "${perf_pid:-}" ]; then
     kill -INT $perf_pid; wait $perf_pid 2>/dev/null || true; perf_pid=
-    perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' > "$PERF" || true
+    { perf report -i "$work/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null
+      perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null
+    } | grep -v '^#' | grep -v '^$' > "$PERF" || true
   fi
   printf '%-6s %10s %9s %9s %8s\n' "$c" "$rate" "$p50" "$p99" "${bad:-0}" >> "$work/table"
 done

@@ -1258,13 +1258,19 @@ mod reopen_tests {
             messages
                 .insert(be(1), serde_json::to_vec(&record).unwrap())
                 .unwrap();
-            db.open_tree("raw").unwrap().insert(be(1), &b"old raw"[..]).unwrap();
+            db.open_tree("raw")
+                .unwrap()
+                .insert(be(1), &b"old raw"[..])
+                .unwrap();
             db.open_tree("dedup").unwrap().insert(b"a", &be(1)).unwrap();
             db.flush().unwrap();
         }
         let store = Store::open(dir.path(), 100_001, 0).unwrap();
         assert_eq!(store.message(1).unwrap(), Some(record));
-        assert_eq!(store.raw_message(1).unwrap().as_deref(), Some(&b"old raw"[..]));
+        assert_eq!(
+            store.raw_message(1).unwrap().as_deref(),
+            Some(&b"old raw"[..])
+        );
         assert!(store.apply(&tests::filing_pub("a")).unwrap().redelivery);
     }
 
