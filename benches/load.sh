@@ -10,11 +10,15 @@
 #   CONCURRENCY="1 16 64"   the runs
 #   PREFILL=0               tickets written straight through the store first
 #                           (examples/prefill.rs), e.g. PREFILL=1000000
+#   BIN=PATH                another build of `intake` to measure (A/B runs)
+#   PERF=FILE               also `perf record -F 499 -g` the server during the
+#                           last run and write the report's top entries to FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 cargo build --release --quiet --bin intake --example prefill
+bin=${BIN:-target/release/intake}
 
 duration=${DURATION:-20s}
 prefill=${PREFILL:-0}
@@ -30,7 +34,7 @@ fi
 token=load-test-token
 INTAKE__HTTP__LISTEN=127.0.0.1:$port INTAKE__STORE__PATH="$work/data" \
 INTAKE__SMTP__RELAY=127.0.0.1:$smtp INTAKE__AUTH__GATEWAY_TOKEN=$token \
-RUST_LOG=warn target/release/intake serve &
+RUST_LOG=warn "$bin" serve &
 server=$!
 # Opening a large store (sled recovers its log at start) can take minutes at 1M tickets.
 t0=$(date +%s)
@@ -41,11 +45,21 @@ echo "== server ready after $(( $(date +%s) - t0 )) s"
 printf '%-6s %10s %9s %9s %8s\n' conc "msg/s" p50 p99 non2xx > "$work/table"
 for c in ${CONCURRENCY:-1 16 64}; do
   threads=$(( c < 2 ? 1 : 2 ))
+  if [ -n "${PERF:-}" ] && [ "$c" = "${CONCURRENCY##* }" ]; then
+    perf record -q -F 499 -g -p $server -o "$work/perf.data" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(wrk -t$threads -c"$c" -d"$duration" --latency -s benches/load.lua "http://127.0.0.1:$port" -- "$work/manifest" "$token")
   rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  if [ -n "${perf_pid:-}" ]; then
+    kill -INT $perf_pid; wait $perf_pid 2>/dev/null || true; perf_pid=
+    { perf report -i "$work/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null
+      perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null
+    } | grep -v '^#' | grep -v '^$' > "$PERF" || true
+  fi
   printf '%-6s %10s %9s %9s %8s\n' "$c" "$rate" "$p50" "$p99" "${bad:-0}" >> "$work/table"
 done
 rss=$(awk '/VmHWM/ {print $2}' /proc/$server/status)

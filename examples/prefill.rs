@@ -99,7 +99,7 @@ fn fill(dir: &Path, n: u64) -> anyhow::Result<()> {
         });
         let mut done = 0u64;
         let mut bytes = 0u64;
-        let mut results = filings.buffer_unordered(256);
+        let mut results = filings.buffer_unordered(2048);
         while let Some(r) = results.next().await {
             bytes += r.map_err(|e| anyhow::anyhow!(e))?;
             done += 1;
@@ -132,5 +132,20 @@ fn stats(dir: &Path) -> anyhow::Result<()> {
         seq += 1;
     }
     println!("{count} {bytes}");
+    // Live bytes per tree (keys + values as stored), against what is on disk.
+    let mut trees = Vec::new();
+    for name in [
+        "messages", "raw", "dedup", "tickets", "thread", "owners", "senders", "outbox", "sent",
+        "replies", "meta",
+    ] {
+        let (mut n, mut b) = (0u64, 0u64);
+        for kv in store.tree(name)?.iter() {
+            let (k, v) = kv?;
+            n += 1;
+            b += (k.len() + v.len()) as u64;
+        }
+        trees.push(format!("{name} {n}/{b}"));
+    }
+    eprintln!("live entries/bytes per tree: {}", trees.join(", "));
     Ok(())
 }

@@ -340,8 +340,8 @@ pub(super) async fn reply(
     let record = match prepared {
         Prepared::Filed(r) => *r,
         Prepared::New { filing, .. } => {
-            let c = pipeline.committer.commit(*filing).await;
             drop(guard);
+            let c = pipeline.committer.commit(*filing).await;
             c.map_err(|e| PortalError::Internal(format!("filing failed: {e}")))?
                 .record
         }

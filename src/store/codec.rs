@@ -1,0 +1,209 @@
+//! Store internals, value encoding: typed records ↔ the bytes kept in sled.
+//!
+//! sled's own compression is off for new stores (it built a fresh zstd context for
+//! every page it wrote, on the single committer thread); values are compressed here
+//! instead, with one reused zstd context per thread. Every value starts with a tag
+//! byte, so stores written by earlier versions (plain JSON, which always starts with
+//! `{` or `[`) stay readable next to the new encodings:
+//!
+//! | first byte | value |
+//! |---|---|
+//! | `{` or `[` | JSON (earlier versions) |
+//! | `0x00` | JSON follows |
+//! | `0x01` | `u32` BE length of the JSON, then a zstd frame of it |
+//! | `0x02` | a message: `u32` BE length of the record value (itself tagged), the record, then the raw section |
+//!
+//! The raw section of a message is `0x00` + the raw bytes, or `0x01` + `u32` BE raw
+//! length + a zstd frame. The raw message is compressed by the request's own thread
+//! before it reaches the committer ([`PackedRaw`]).
+
+use std::cell::RefCell;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::StoreError;
+
+const TAG_JSON: u8 = 0x00;
+const TAG_ZSTD_JSON: u8 = 0x01;
+const TAG_MESSAGE: u8 = 0x02;
+const RAW_PLAIN: u8 = 0x00;
+const RAW_ZSTD: u8 = 0x01;
+
+/// Fast level: the values are small and written on the committer's serial path.
+const LEVEL: i32 = 1;
+/// JSON shorter than this is stored as it is (a frame header is not worth it).
+const COMPRESS_FROM: usize = 96;
+
+thread_local! {
+    static COMPRESSOR: RefCell<zstd::block::Compressor> = RefCell::new(zstd::block::Compressor::new());
+    static DECOMPRESSOR: RefCell<zstd::block::Decompressor> = RefCell::new(zstd::block::Decompressor::new());
+}
+
+/// zstd with this thread's context; `None` when compression does not shrink `data`
+/// (or fails, which only an allocation failure inside zstd could cause).
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    let out = COMPRESSOR
+        .with(|c| c.borrow_mut().compress(data, LEVEL))
+        .ok()?;
+    (out.len() + 5 < data.len()).then_some(out)
+}
+
+fn decompress(tree: &'static str, frame: &[u8], len: usize) -> Result<Vec<u8>, StoreError> {
+    let out = DECOMPRESSOR
+        .with(|d| d.borrow_mut().decompress(frame, len))
+        .map_err(|e| corrupt(tree, format!("zstd: {e}")))?;
+    if out.len() != len {
+        return Err(corrupt(
+            tree,
+            format!("zstd: {} bytes, expected {len}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+fn corrupt(tree: &'static str, message: String) -> StoreError {
+    StoreError::Corrupt { tree, message }
+}
+
+fn split_len<'a>(tree: &'static str, b: &'a [u8]) -> Result<(usize, &'a [u8]), StoreError> {
+    let (len, rest) = b
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(tree, "truncated length".into()))?;
+    Ok((u32::from_be_bytes(*len) as usize, rest))
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    // Values are bounded by the hook's body limit (megabytes), far below 4 GiB.
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+/// Encodes a record: JSON, compressed when that pays.
+pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain structs to JSON cannot fail (no maps with non-string keys).
+    let json = serde_json::to_vec(v).unwrap_or_default();
+    if json.len() >= COMPRESS_FROM {
+        if let Some(z) = compress(&json) {
+            let mut out = Vec::with_capacity(5 + z.len());
+            out.push(TAG_ZSTD_JSON);
+            push_len(&mut out, json.len());
+            out.extend_from_slice(&z);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(1 + json.len());
+    out.push(TAG_JSON);
+    out.extend_from_slice(&json);
+    out
+}
+
+/// Decodes a record written by [`enc`] or by an earlier version (plain JSON).
+pub(super) fn dec<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let json_err = |e: serde_json::Error| corrupt(tree, e.to_string());
+    match bytes.first() {
+        Some(b'{' | b'[') => serde_json::from_slice(bytes).map_err(json_err),
+        Some(&TAG_JSON) => serde_json::from_slice(&bytes[1..]).map_err(json_err),
+        Some(&TAG_ZSTD_JSON) => {
+            let (len, frame) = split_len(tree, &bytes[1..])?;
+            serde_json::from_slice(&decompress(tree, frame, len)?).map_err(json_err)
+        }
+        Some(&TAG_MESSAGE) => {
+            let (len, rest) = split_len(tree, &bytes[1..])?;
+            let record = rest
+                .get(..len)
+                .ok_or_else(|| corrupt(tree, "truncated record".into()))?;
+            dec(tree, record)
+        }
+        Some(t) => Err(corrupt(tree, format!("unknown value tag {t:#04x}"))),
+        None => Err(corrupt(tree, "empty value".into())),
+    }
+}
+
+/// A raw message's stored form, made on the request's thread before the commit.
+#[derive(Debug, Clone)]
+pub struct PackedRaw(Vec<u8>);
+
+impl PackedRaw {
+    /// Compresses `raw` (kept as it is when that does not shrink it).
+    pub fn pack(raw: &[u8]) -> PackedRaw {
+        match compress(raw) {
+            Some(z) => {
+                let mut out = Vec::with_capacity(5 + z.len());
+                out.push(RAW_ZSTD);
+                push_len(&mut out, raw.len());
+                out.extend_from_slice(&z);
+                PackedRaw(out)
+            }
+            None => {
+                let mut out = Vec::with_capacity(1 + raw.len());
+                out.push(RAW_PLAIN);
+                out.extend_from_slice(raw);
+                PackedRaw(out)
+            }
+        }
+    }
+}
+
+/// One value holding a message's record and its raw bytes (one tree write).
+pub(super) fn enc_message<T: Serialize>(record: &T, raw: &PackedRaw) -> Vec<u8> {
+    let rec = enc(record);
+    let mut out = Vec::with_capacity(5 + rec.len() + raw.0.len());
+    out.push(TAG_MESSAGE);
+    push_len(&mut out, rec.len());
+    out.extend_from_slice(&rec);
+    out.extend_from_slice(&raw.0);
+    out
+}
+
+/// The raw bytes inside a message value; `None` for values of earlier versions,
+/// which kept them in the `raw` tree.
+pub(super) fn message_raw(tree: &'static str, bytes: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    if bytes.first() != Some(&TAG_MESSAGE) {
+        return Ok(None);
+    }
+    let (len, rest) = split_len(tree, &bytes[1..])?;
+    let section = rest
+        .get(len..)
+        .ok_or_else(|| corrupt(tree, "truncated record".into()))?;
+    match section.split_first() {
+        Some((&RAW_PLAIN, raw)) => Ok(Some(raw.to_vec())),
+        Some((&RAW_ZSTD, rest)) => {
+            let (len, frame) = split_len(tree, rest)?;
+            decompress(tree, frame, len).map(Some)
+        }
+        Some((t, _)) => Err(corrupt(tree, format!("unknown raw tag {t:#04x}"))),
+        None => Err(corrupt(tree, "missing raw section".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_in_every_encoding() {
+        let small = vec![1u64, 2];
+        let big: Vec<String> = (0..50).map(|i| format!("value number {i}")).collect();
+        assert_eq!(enc(&small)[0], TAG_JSON);
+        assert_eq!(enc(&big)[0], TAG_ZSTD_JSON);
+        assert!(enc(&big).len() < serde_json::to_vec(&big).unwrap().len() / 2);
+        assert_eq!(dec::<Vec<u64>>("t", &enc(&small)).unwrap(), small);
+        assert_eq!(dec::<Vec<String>>("t", &enc(&big)).unwrap(), big);
+        // Earlier versions wrote bare JSON.
+        let legacy = serde_json::to_vec(&big).unwrap();
+        assert_eq!(dec::<Vec<String>>("t", &legacy).unwrap(), big);
+    }
+
+    #[test]
+    fn message_values_hold_record_and_raw() {
+        let record: Vec<String> = (0..20).map(|i| format!("field {i}")).collect();
+        for raw in [b"tiny".to_vec(), b"Subject: hello\r\n\r\n".repeat(100)] {
+            let v = enc_message(&record, &PackedRaw::pack(&raw));
+            assert_eq!(dec::<Vec<String>>("m", &v).unwrap(), record);
+            assert_eq!(message_raw("m", &v).unwrap(), Some(raw));
+        }
+        let legacy = serde_json::to_vec(&record).unwrap();
+        assert_eq!(message_raw("m", &legacy).unwrap(), None);
+        assert!(dec::<Vec<String>>("m", &[0x07, 1]).is_err());
+        assert!(message_raw("m", &[TAG_MESSAGE, 0, 0, 9]).is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Store internals, reads: look-ups by key and index ranges, straight from sled
+//! (no committer involved): records, raw bytes, tickets and their indexes.
+
+use jiff::Timestamp;
+
+use super::{
+    about_key, be, codec, dec, normalise_id, prefixed, read_u64, ts_key, MessageRecord, Store,
+    StoreError, Ticket,
+};
+
+impl Store {
+    /// The message filed under a dedup key, if any.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn find_filed(&self, dedup_key: &[u8]) -> Result<Option<MessageRecord>, StoreError> {
+        match read_u64(
+            self.t()?
+                .dedup
+                .get(dedup_key)
+                .map_err(StoreError::sled("read dedup"))?,
+        ) {
+            Some(seq) => self.message(seq),
+            None => Ok(None),
+        }
+    }
+
+    /// A message record by sequence number.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn message(&self, seq: u64) -> Result<Option<MessageRecord>, StoreError> {
+        self.t()?
+            .messages
+            .get(be(seq))
+            .map_err(StoreError::sled("read message"))?
+            .map(|b| dec("messages", &b))
+            .transpose()
+    }
+
+    /// The raw bytes of a stored message.
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.t()?;
+        let Some(value) = t
+            .messages
+            .get(be(seq))
+            .map_err(StoreError::sled("read message"))?
+        else {
+            return Ok(None);
+        };
+        if let Some(raw) = codec::message_raw("messages", &value)? {
+            return Ok(Some(raw));
+        }
+        // Written by an earlier version: the raw bytes have their own tree.
+        Ok(t.raw
+            .get(be(seq))
+            .map_err(StoreError::sled("read raw"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// A ticket by number.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError> {
+        self.t()?
+            .tickets
+            .get(be(number))
+            .map_err(StoreError::sled("read ticket"))?
+            .map(|b| dec("tickets", &b))
+            .transpose()
+    }
+
+    /// The ticket a stored message or sent reply with this Message-ID belongs to.
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn ticket_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+        let key = normalise_id(message_id);
+        Ok(read_u64(
+            self.t()?
+                .thread
+                .get(key.as_bytes())
+                .map_err(StoreError::sled("read thread"))?,
+        ))
+    }
+
+    /// Open tickets of an owner key (`client:MI-1` or `sender:a@b`) created at or after `since`.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn open_tickets(
+        &self,
+        owner_key: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.open_tickets_in(owner_key, since)
+    }
+
+    /// Open tickets of an owner key with this normalised core subject, created at or
+    /// after `since`: the duplicate look-up, whose cost does not grow with the
+    /// owner's other tickets.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn open_tickets_about(
+        &self,
+        owner_key: &str,
+        subject_norm: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.open_tickets_in(&about_key(owner_key, subject_norm), since)
+    }
+
+    fn open_tickets_in(
+        &self,
+        index_key: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let start = prefixed(index_key, &[&ts_key(since)]);
+        let end = prefixed(index_key, &[&[0xff; 16]]);
+        let mut out = self.indexed_tickets(start, end)?;
+        out.retain(|t| t.status.is_open());
+        Ok(out)
+    }
+
+    /// The tickets an owners-index key range names (the number ends each key).
+    fn indexed_tickets(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t()?.owners.range(start..end) {
+            let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
+            let Some(num) = k
+                .get(k.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            if let Some(t) = self.ticket(u64::from_be_bytes(num))? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages from `sender` stored with a receipt time in `(since, until]`,
+    /// counted up to `limit` (the scan stops there).
+    ///
+    /// # Errors
+    /// Read failures.
+    pub fn count_from_sender(
+        &self,
+        sender: &str,
+        since: Timestamp,
+        until: Timestamp,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let start = prefixed(
+            sender,
+            &[&ts_key(since + jiff::SignedDuration::from_secs(1))],
+        );
+        let end = prefixed(
+            sender,
+            &[&ts_key(until + jiff::SignedDuration::from_secs(1))],
+        );
+        let mut n = 0;
+        for item in self.t()?.senders.range(start..end) {
+            if n >= limit {
+                break;
+            }
+            item.map_err(StoreError::sled("scan senders"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Messages of a ticket, oldest first.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn ticket_messages(&self, ticket: &Ticket) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ticket.messages.len());
+        for seq in &ticket.messages {
+            if let Some(m) = self.message(*seq)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every ticket, in number order (staff lists, overdue scans).
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.t()?
+            .tickets
+            .iter()
+            .map(|r| {
+                let (_, v) = r.map_err(StoreError::sled("scan tickets"))?;
+                dec("tickets", &v)
+            })
+            .collect()
+    }
+
+    /// Every ticket of a client (open or not), newest first: the portal's list.
+    ///
+    /// # Errors
+    /// Read failures and corrupt records.
+    pub fn client_tickets(&self, client_id: &str) -> Result<Vec<Ticket>, StoreError> {
+        let key = format!("client:{client_id}");
+        let start = prefixed(&key, &[]);
+        let end = prefixed(&key, &[&[0xff; 16]]);
+        let mut out = self.indexed_tickets(start, end)?;
+        out.sort_by_key(|t| std::cmp::Reverse(t.number));
+        out.dedup_by_key(|t| t.number);
+        Ok(out)
+    }
+
+    /// A named tree of the same database, for modules that keep their own
+    /// records (the portal's sign-in links and sessions).
+    ///
+    /// # Errors
+    /// sled cannot open the tree.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.t()?
+            .db
+            .open_tree(name)
+            .map_err(StoreError::sled("open tree"))
+    }
+}

@@ -1,0 +1,213 @@
+//! Store unit tests.
+
+mod unit {
+    use super::super::*;
+    use crate::decision::{Decision, Finding, Outcome};
+    use crate::facts::Envelope;
+    use jiff::Timestamp;
+
+    pub(super) fn filing_pub(key: &str) -> Filing {
+        filing(key, Outcome::Create, None)
+    }
+
+    fn filing(key: &str, outcome: Outcome, ticket: Option<u64>) -> Filing {
+        Filing {
+            raw: b"raw".to_vec(),
+            dedup_key: key.as_bytes().to_vec(),
+            message_id: Some(format!("{key}@x")),
+            from: "a@b.ru".into(),
+            subject: "s".into(),
+            subject_core: "s".into(),
+            subject_norm: "s".into(),
+            client_id: Some("MI-1".into()),
+            lang: "ru".into(),
+            text_norm: "t".into(),
+            received_at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            envelope: Envelope::default(),
+            decision: Decision {
+                outcome,
+                status: None,
+                findings: vec![Finding {
+                    code: "x".into(),
+                    rule: "r".into(),
+                    detail: String::new(),
+                    ticket: None,
+                }],
+                reply: Some("created".into()),
+                ticket,
+                lang: "ru".into(),
+                link: None,
+            },
+            rules_revision: "rev".into(),
+            timings: Timings::default(),
+            sla: None,
+            reply: Some(ReplyIntent {
+                template: "created".into(),
+                lang: "ru".into(),
+                to: "a@b.ru".into(),
+                original_subject: "s".into(),
+                original_message_id: None,
+                references: vec![],
+                vars: Default::default(),
+                human: false,
+            }),
+            reply_suppressed: None,
+            replies_per_day: 2,
+            reply_domain: "vendor.example".into(),
+        }
+    }
+
+    #[test]
+    fn numbers_are_sequential_and_redelivery_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let a = store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let b = store.apply(&filing("b", Outcome::Create, None)).unwrap();
+        assert_eq!(a.record.decision.ticket, Some(100_001));
+        assert_eq!(b.record.decision.ticket, Some(100_002));
+        let again = store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        assert!(again.redelivery);
+        assert_eq!(again.record.decision.ticket, Some(100_001));
+        assert_eq!(store.ticket_for_message_id("<a@x>").unwrap(), Some(100_001));
+    }
+
+    #[test]
+    fn failed_append_does_not_use_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert!(matches!(
+            store.apply(&filing("a", Outcome::Append, Some(5))),
+            Err(StoreError::NoSuchTicket(5))
+        ));
+        let b = store.apply(&filing("b", Outcome::Create, None)).unwrap();
+        assert_eq!(b.record.decision.ticket, Some(100_001));
+        assert_eq!(b.record.seq, 1);
+    }
+
+    #[test]
+    fn reply_limit_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            let c = store.apply(&filing(k, Outcome::Create, None)).unwrap();
+            assert_eq!(c.record.reply_suppressed.is_some(), i >= 2, "{k}");
+            assert_eq!(c.record.decision.reply.is_none(), i >= 2);
+        }
+        assert_eq!(store.outbox_len(), 2);
+    }
+
+    #[test]
+    fn open_tickets_and_sender_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let t0: Timestamp = "2026-11-24T09:00:00Z".parse().unwrap();
+        assert_eq!(store.open_tickets("client:MI-1", t0).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .open_tickets_about("client:MI-1", "s", t0)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .open_tickets_about("client:MI-1", "other", t0)
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(store.open_tickets("client:MI-2", t0).unwrap().len(), 0);
+        let later: Timestamp = "2026-11-24T11:00:00Z".parse().unwrap();
+        assert_eq!(store.open_tickets("sender:a@b.ru", later).unwrap().len(), 0);
+        assert_eq!(
+            store.count_from_sender("a@b.ru", t0, later, 100).unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .count_from_sender("a@b.ru", later, later, 100)
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn committer_flushes_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let c = Committer::start(store.clone(), Duration::from_millis(1));
+        let r = c
+            .commit_blocking(filing("a", Outcome::Create, None))
+            .unwrap();
+        assert_eq!(r.record.decision.ticket, Some(100_001));
+        assert!(store.ticket(100_001).unwrap().is_some());
+    }
+}
+mod reopen_tests {
+    use super::super::*;
+    use crate::decision::Outcome;
+
+    #[test]
+    fn stores_of_earlier_versions_stay_readable() {
+        // Written the way earlier versions did: sled compression, bare JSON
+        // records, the raw bytes in their own tree.
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Store::open(tempfile::tempdir().unwrap().path(), 100_001, 0)
+            .unwrap()
+            .apply(&super::unit::filing_pub("a"))
+            .unwrap()
+            .record;
+        record.seq = 1;
+        {
+            let db = sled::Config::new()
+                .path(dir.path())
+                .use_compression(true)
+                .open()
+                .unwrap();
+            let messages = db.open_tree("messages").unwrap();
+            messages
+                .insert(be(1), serde_json::to_vec(&record).unwrap())
+                .unwrap();
+            db.open_tree("raw")
+                .unwrap()
+                .insert(be(1), &b"old raw"[..])
+                .unwrap();
+            db.open_tree("dedup").unwrap().insert(b"a", &be(1)).unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert_eq!(store.message(1).unwrap(), Some(record));
+        assert_eq!(
+            store.raw_message(1).unwrap().as_deref(),
+            Some(&b"old raw"[..])
+        );
+        assert!(
+            store
+                .apply(&super::unit::filing_pub("a"))
+                .unwrap()
+                .redelivery
+        );
+    }
+
+    #[test]
+    fn counters_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let c = Committer::start(store.clone(), Duration::from_millis(1));
+            let mut f = super::unit::filing_pub("a");
+            f.decision.outcome = Outcome::Create;
+            let r = c.commit_blocking(f).unwrap();
+            assert_eq!(r.record.decision.ticket, Some(100_001));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        eprintln!(
+            "meta next_ticket = {:?}",
+            store.t().unwrap().meta.get(NEXT_TICKET).unwrap()
+        );
+        let r = store.apply(&super::unit::filing_pub("b")).unwrap();
+        assert_eq!(r.record.decision.ticket, Some(100_002));
+    }
+}
