@@ -377,3 +377,54 @@ impl RulesHandle {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two scripts that define a function of the same name each call their own,
+    /// message after message, while the thread keeps one resolution cache.
+    #[test]
+    fn same_named_script_functions_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, src: &str| std::fs::write(dir.path().join(name), src).unwrap();
+        write("decide.rhai", "#{ outcome: \"create\" }");
+        write(
+            "10-a.rhai",
+            "fn code() { \"from_a\" }\nflag(code(), \"a\");\n",
+        );
+        write(
+            "20-b.rhai",
+            "fn code() { \"from_b\" }\nflag(code(), \"b\");\n",
+        );
+        write(
+            "30-c.rhai",
+            "if \"x\" in [\"x\"] { flag(\"from_c\", \"c\"); }\n",
+        );
+        let set = RuleSet::load(dir.path()).unwrap();
+        let raw = b"From: a@b.example\r\nSubject: x\r\n\r\nhello\r\n";
+        let facts = Arc::new(crate::facts::extract_facts(
+            &crate::parse::parse(raw),
+            &crate::facts::Envelope::default(),
+            raw.len() as u64,
+            jiff::Timestamp::UNIX_EPOCH,
+            &Contracts::default(),
+            &crate::facts::FactsConfig::new("Ticket#"),
+        ));
+        for _ in 0..3 {
+            let ev = evaluate(
+                &set,
+                facts.clone(),
+                Arc::new(NoLookups),
+                &Contracts::default(),
+            );
+            let codes: Vec<&str> = ev
+                .decision
+                .findings
+                .iter()
+                .map(|f| f.code.as_str())
+                .collect();
+            assert_eq!(codes, ["from_a", "from_b", "from_c"], "{:?}", ev.errors);
+        }
+    }
+}
