@@ -340,7 +340,8 @@ fn plain_word(chunk: &str) -> Option<(usize, &str)> {
     let first = letters.next()?;
     letters.next()?;
     let ascii = core.bytes().all(|b| b.is_ascii_alphabetic());
-    if !ascii && !(is_cyrillic(first) && core.chars().all(|c| is_cyrillic(c) && is_letter(c))) {
+    let cyrillic = || is_cyrillic(first) && core.chars().all(|c| is_cyrillic(c) && is_letter(c));
+    if !(ascii || cyrillic()) {
         return None;
     }
     Some((core.as_ptr() as usize - chunk.as_ptr() as usize, core))

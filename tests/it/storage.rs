@@ -12,7 +12,7 @@
 //! Mounting needs root: each test is skipped with a message otherwise (CI runs
 //! as root).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,30 +22,48 @@ use crate::helpers::*;
 use crate::process::{free_port, submit, ServerProcess};
 use crate::redelivery::numbered;
 
-struct Tmpfs<'a>(&'a Path);
+/// A tmpfs mounted on `mnt` inside a fresh temporary directory `dir` (which tests
+/// also use for files outside the mount); unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+    mnt: PathBuf,
+}
 
-impl<'a> Tmpfs<'a> {
-    fn mount(at: &'a Path, size: &str) -> Option<Tmpfs<'a>> {
+impl Tmpfs {
+    /// Mounts a tmpfs of `size`; `None`, with the reason printed for `test`, where
+    /// this process may not mount (not root, no mount permission).
+    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            println!("SKIPPED {test}: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
+            .arg(&mnt)
             .status()
             .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs(at))
+        if !ok {
+            println!("SKIPPED {test}: cannot mount a tmpfs here");
+            return None;
+        }
+        Some(Tmpfs { dir, mnt })
     }
     fn remount(&self, opt: &str) {
         let s = Command::new("mount")
             .args(["-o", &format!("remount,{opt}")])
-            .arg(self.0)
+            .arg(&self.mnt)
             .status()
             .unwrap();
         assert!(s.success(), "remount {opt}");
     }
 }
 
-impl Drop for Tmpfs<'_> {
+impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
     }
 }
 
@@ -104,18 +122,11 @@ fn until_accepted(port: u16, from: usize, what: &str) -> usize {
 
 #[test]
 fn full_disk_answers_503_and_recovers() {
-    if !is_root() {
-        println!("skipped: mounting a tmpfs needs root");
-        return;
-    }
-    let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let Some(_fs) = Tmpfs::mount(&mnt, "48m") else {
-        println!("skipped: cannot mount a tmpfs here");
+    let Some(fs) = Tmpfs::mount("full_disk", "48m") else {
         return;
     };
+    let (dir, mnt) = (&fs.dir, &fs.mnt);
+    let smtp = SmtpServer::start();
     let data = mnt.join("data");
     let port = free_port();
     let server = ServerProcess::start(&data, port, smtp.port, &[]);
@@ -123,7 +134,7 @@ fn full_disk_answers_503_and_recovers() {
     assert_eq!(s, 200, "{b}");
 
     // Disk full.
-    let filler = fill(&mnt);
+    let filler = fill(mnt);
     let mut i = 1;
     let mut refused = None;
     for _ in 0..200 {
@@ -199,18 +210,11 @@ fn assert_still_filed(port: u16, acked: &[(usize, Value)], what: &str) {
 
 #[test]
 fn read_only_mount_at_start_serves_degraded_and_heals_when_remounted_rw() {
-    if !is_root() {
-        println!("SKIPPED read_only_mount_at_start: mounting a tmpfs needs root");
-        return;
-    }
-    let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let Some(fs) = Tmpfs::mount(&mnt, "48m") else {
-        println!("SKIPPED read_only_mount_at_start: cannot mount a tmpfs here");
+    let Some(fs) = Tmpfs::mount("read_only_mount_at_start", "48m") else {
         return;
     };
+    let (dir, mnt) = (&fs.dir, &fs.mnt);
+    let smtp = SmtpServer::start();
     let data = mnt.join("data");
     let port = free_port();
     // A store with mail in it, then a clean stop.
