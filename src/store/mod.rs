@@ -7,9 +7,14 @@
 //! request never uses one up), another flushes once for everything applied so far,
 //! then every waiting request is answered. Reads go straight to sled.
 //!
-//! Layout: `records` (the types), `codec` (value encoding and compression), `read`
-//! (look-ups), `filing` (the filing transaction, ticket changes), `outbox` (reply
-//! queue and sent log), `committer` (group commit).
+//! The raw message bytes are not kept in sled: they go to an append-only log of
+//! their own (`raw/NNNNNN.log`, see `rawlog`), made durable before the filing's
+//! transaction is applied, and the message record holds where they are.
+//!
+//! Layout: `records` (the types), `codec` (value encoding and compression),
+//! `rawlog` (the raw-message log), `read` (look-ups), `filing` (the filing
+//! transaction, ticket changes), `outbox` (reply queue and sent log), `committer`
+//! (group commit).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +26,7 @@ mod codec;
 mod committer;
 mod filing;
 mod outbox;
+mod rawlog;
 mod read;
 mod records;
 
@@ -40,6 +46,13 @@ pub enum StoreError {
         op: &'static str,
         #[source]
         source: sled::Error,
+    },
+    #[error("raw-message log: {op} failed on {path}")]
+    RawLog {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
@@ -82,6 +95,9 @@ struct Trees {
     /// sled's log file, opened once to fdatasync it after each flush (see
     /// [`Store::flush`]).
     log: std::fs::File,
+    /// The raw-message log (reopened with the database).
+    rawlog: rawlog::RawLog,
+    /// Where versions before the raw-message log kept raw bytes (read only).
     raw: sled::Tree,
     messages: sled::Tree,
     dedup: sled::Tree,
@@ -124,8 +140,18 @@ fn prefixed(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
 /// itself), as opposed to a lock, corruption or a wrong path.
 fn unwritable(e: &StoreError) -> bool {
     use std::io::ErrorKind as K;
-    matches!(e, StoreError::Sled { source: sled::Error::Io(io), .. }
-        if matches!(io.kind(), K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded))
+    let io = match e {
+        StoreError::Sled {
+            source: sled::Error::Io(io),
+            ..
+        } => io,
+        StoreError::RawLog { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded
+    )
 }
 
 fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
@@ -168,9 +194,11 @@ fn open_trees(
         op: "open log",
         source: sled::Error::Io(e),
     })?;
+    let rawlog = rawlog::RawLog::open(path)?;
     Ok(Trees {
         generation,
         log,
+        rawlog,
         raw: t("raw")?,
         messages: t("messages")?,
         dedup: t("dedup")?,
