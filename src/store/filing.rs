@@ -83,11 +83,16 @@ impl Store {
                 )
             }
         };
-        // Re-deliveries need no raw bytes: leave them out of the log (a
-        // re-delivery missed here only leaves an entry nothing points to).
+        // Re-deliveries need no raw bytes: leave them out of the log, whether
+        // filed by an earlier batch or earlier in this one (an entry logged for
+        // nothing would only be garbage, but concurrent re-deliveries are common).
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
         let needed: Vec<bool> = batch
             .iter()
-            .map(|(f, _)| !matches!(t.dedup.get(&f.dedup_key), Ok(Some(_))))
+            .map(|(f, _)| {
+                seen.insert(f.dedup_key.as_slice())
+                    && !matches!(t.dedup.get(&f.dedup_key), Ok(Some(_)))
+            })
             .collect();
         let to_log: Vec<&PackedRaw> = batch
             .iter()
@@ -98,25 +103,24 @@ impl Store {
         let mut refs = match t.rawlog.append(&to_log) {
             Ok(refs) => refs.into_iter(),
             Err(e) => {
-                let out = needed
-                    .iter()
-                    .map(|&n| {
-                        Err(if n {
-                            same_error(&e)
-                        } else {
-                            StoreError::Reopening
-                        })
-                    })
-                    .collect();
+                let out = batch.iter().map(|_| Err(same_error(&e))).collect();
                 return (t.generation, out);
             }
         };
         let out = batch
             .iter()
             .zip(needed)
-            .map(|((f, _), n)| {
+            .map(|((f, raw), n)| {
                 let at = if n { refs.next() } else { None };
-                apply_one(&t, f, at, self.first_number)
+                match apply_one(&t, f, at, self.first_number) {
+                    // Its twin earlier in the batch was not filed after all (its
+                    // transaction failed): log this one's bytes on their own.
+                    Err(StoreError::NotLogged) => t
+                        .rawlog
+                        .append(&[raw])
+                        .and_then(|at| apply_one(&t, f, at.first().copied(), self.first_number)),
+                    res => res,
+                }
             })
             .collect();
         (t.generation, out)
@@ -197,11 +201,7 @@ fn apply_tx(
         });
     }
     let Some(at) = at else {
-        // Only the applier writes dedup entries, and it checked before the batch.
-        return abort(StoreError::Corrupt {
-            tree: "dedup",
-            message: "a new message whose raw bytes were not logged".into(),
-        });
+        return abort(StoreError::NotLogged);
     };
     let seq = read_u64(meta.get(NEXT_SEQ)?).unwrap_or(1);
     meta.insert(NEXT_SEQ, &be(seq + 1))?;

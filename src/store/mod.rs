@@ -60,6 +60,10 @@ pub enum StoreError {
     NoSuchTicket(u64),
     #[error("the store's committer has stopped")]
     CommitterGone,
+    /// Internal to a commit batch: a filing taken for a re-delivery turned out
+    /// to be new, and its raw bytes must be logged first.
+    #[error("a new message's raw bytes were not logged")]
+    NotLogged,
     #[error("the store is being reopened after a fault")]
     Reopening,
     #[error(transparent)]
@@ -293,14 +297,22 @@ impl Store {
         if let Some(old) = cell.take() {
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut old = Some(old);
+            // sled syncs its log file when the database is dropped and panics if
+            // that fails, unless one of its own writes failed before. A fault the
+            // raw-message log met first (a read-only file system) leaves sled
+            // unaware of it: make sled write once, so that it meets the fault too.
+            if let Some(o) = &old {
+                let _ = o.meta.insert(b"ready_probe", &be(0));
+                let _ = o.db.flush();
+            }
             while let Some(o) = old.take() {
                 match Arc::try_unwrap(o) {
-                    Ok(trees) => drop(trees),
+                    Ok(trees) => release(trees),
                     Err(shared) if Instant::now() < deadline => {
                         old = Some(shared);
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(shared) => drop(shared),
+                    Err(shared) => release(shared),
                 }
             }
         }
@@ -368,6 +380,14 @@ impl Store {
             Ok(()) => probe(),
             Err(_) => Err(e),
         })
+    }
+}
+
+/// Drops a failed database (or a handle on it); a panic in sled's drop (its final
+/// sync failing) must not take the committer's thread with it.
+fn release<T>(trees: T) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(trees))).is_err() {
+        tracing::error!("closing the failed database panicked; unflushed writes are lost");
     }
 }
 

@@ -133,6 +133,26 @@ mod unit {
     }
 
     #[test]
+    fn a_batch_logs_the_raw_bytes_of_new_messages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let log = dir.path().join("raw").join("000001.log");
+        let one = std::fs::metadata(&log).unwrap().len();
+        let (a, b) = (
+            filing("a", Outcome::Create, None),
+            filing("b", Outcome::Create, None),
+        );
+        let packed = PackedRaw::pack(&a.raw);
+        let (_, res) = store.apply_batch(&[(&a, &packed), (&b, &packed), (&b, &packed)]);
+        let res: Vec<_> = res.into_iter().map(|r| r.unwrap().redelivery).collect();
+        assert_eq!(res, [true, false, true]);
+        // One new entry (b), the same size as a's.
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 2 * one);
+        assert_eq!(store.raw_message(2).unwrap().as_deref(), Some(&b"raw"[..]));
+    }
+
+    #[test]
     fn committer_flushes_and_answers() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 100_001, 0).unwrap();
