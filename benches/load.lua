@@ -4,6 +4,15 @@
 local bodies = {}
 local counter = 0
 local prefix = ""
+local threads = 0
+
+-- Each wrk thread has its own Lua state: give each its own Message-ID prefix
+-- (math.random is seeded alike in every thread, so the random part alone made
+-- the threads post the same IDs, half the requests being re-deliveries).
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 
 function init(args)
   local manifest, token = args[1], args[2]
@@ -19,7 +28,8 @@ function init(args)
   wrk.path = "/v1/messages"
   wrk.headers["Authorization"] = "Bearer " .. token
   wrk.headers["Content-Type"] = "message/rfc822"
-  prefix = tostring(math.random(1, 1e9))
+  math.randomseed(os.time())
+  prefix = tostring(math.random(1, 1e9)) .. "-" .. tostring(tid or 0)
 end
 
 function request()

@@ -11,6 +11,8 @@
 #   PREFILL=0               tickets written straight through the store first
 #                           (examples/prefill.rs), e.g. PREFILL=1000000
 #   BIN=PATH                another build of `intake` to measure (A/B runs)
+#   TOOLS=DIR               where that build's `prefill` example is (it writes and
+#                           reads the store, so it must match BIN's store format)
 #   PERF=FILE               also `perf record -F 499 -g` the server during the
 #                           last run and write the report's top entries to FILE
 set -euo pipefail
@@ -19,6 +21,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 cargo build --release --quiet --bin intake --example prefill
 bin=${BIN:-target/release/intake}
+prefill_bin=${TOOLS:-target/release/examples}/prefill
 
 duration=${DURATION:-20s}
 prefill=${PREFILL:-0}
@@ -28,7 +31,7 @@ port=$((20000 + RANDOM % 20000)); smtp=$((port + 1))
 python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l 127.0.0.1:$smtp &
 find fixtures/cases -maxdepth 1 -name '*.eml' | sort > "$work/manifest"
 if [ "$prefill" -gt 0 ]; then
-  target/release/examples/prefill fill "$work/data" "$prefill"
+  "$prefill_bin" fill "$work/data" "$prefill"
   echo "== store after prefill: $(du -sb "$work/data" | cut -f1) bytes"
 fi
 token=load-test-token
@@ -64,9 +67,11 @@ for c in ${CONCURRENCY:-1 16 64}; do
 done
 rss=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 kill -TERM $server; wait $server 2>/dev/null || true
-read -r count raw < <(target/release/examples/prefill stats "$work/data")
+read -r count raw < <("$prefill_bin" stats "$work/data")
+raw_log=$(du -sb "$work/data/raw" 2>/dev/null | cut -f1 || echo 0)
 disk=$(du -sb "$work/data" | cut -f1)
 echo "== $(nproc) cores, durable acknowledgement, ${duration} per run, prefill $prefill, corpus $(wc -l < "$work/manifest") messages"
 cat "$work/table"
 echo "peak RSS: $((rss / 1024)) MB"
+echo "raw-message log: ${raw_log:-0} bytes; sled and the rest: $(( $(du -sb "$work/data" | cut -f1) - ${raw_log:-0} )) bytes"
 echo "stored: $count messages, $raw raw bytes; disk $disk bytes: $((disk / (count > 0 ? count : 1))) bytes/message, $(awk -v d=$disk -v r=$raw 'BEGIN {printf "%.2f", (r > 0 ? d / r : 0)}')x raw"

@@ -14,13 +14,17 @@
 //! | `0x02` | a message: `u32` BE length of the record value (itself tagged), the record, then the raw section |
 //!
 //! The raw section of a message is `0x00` + the raw bytes, or `0x01` + `u32` BE raw
-//! length + a zstd frame. The raw message is compressed by the request's own thread
-//! before it reaches the committer ([`PackedRaw`]).
+//! length + a zstd frame (both written by earlier versions), or `0x02` + a
+//! [`RawRef`]: `u32` BE segment, `u64` BE offset, `u32` BE length of the entry in
+//! the raw-message log (`rawlog`), where the same `0x00`/`0x01` forms are kept. The
+//! raw message is compressed by the request's own thread before it reaches the
+//! committer ([`PackedRaw`]).
 
 use std::cell::RefCell;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::rawlog::RawRef;
 use super::StoreError;
 
 const TAG_JSON: u8 = 0x00;
@@ -28,6 +32,7 @@ const TAG_ZSTD_JSON: u8 = 0x01;
 const TAG_MESSAGE: u8 = 0x02;
 const RAW_PLAIN: u8 = 0x00;
 const RAW_ZSTD: u8 = 0x01;
+const RAW_LOGGED: u8 = 0x02;
 
 /// Fast level: the values are small and written on the committer's serial path.
 const LEVEL: i32 = 1;
@@ -143,8 +148,55 @@ impl PackedRaw {
     }
 }
 
-/// One value holding a message's record and its raw bytes (one tree write).
-pub(super) fn enc_message<T: Serialize>(record: &T, raw: &PackedRaw) -> Vec<u8> {
+impl PackedRaw {
+    /// The stored form (tag, then plain bytes or a zstd frame).
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The raw bytes of a stored form made by [`PackedRaw::pack`].
+    ///
+    /// # Errors
+    /// Unknown tag, truncated or undecodable frame.
+    pub(super) fn unpack(tree: &'static str, section: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match section.split_first() {
+            Some((&RAW_PLAIN, raw)) => Ok(raw.to_vec()),
+            Some((&RAW_ZSTD, rest)) => {
+                let (len, frame) = split_len(tree, rest)?;
+                decompress(tree, frame, len)
+            }
+            Some((t, _)) => Err(corrupt(tree, format!("unknown raw tag {t:#04x}"))),
+            None => Err(corrupt(tree, "missing raw section".into())),
+        }
+    }
+}
+
+/// Where a message value says its raw bytes are.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum RawSection {
+    /// Inside the value (versions before the raw-message log).
+    Inline(Vec<u8>),
+    /// In the raw-message log.
+    Logged(RawRef),
+}
+
+/// One value holding a message's record and where its raw bytes are in the
+/// raw-message log (one tree write).
+pub(super) fn enc_message<T: Serialize>(record: &T, raw: RawRef) -> Vec<u8> {
+    let rec = enc(record);
+    let mut out = Vec::with_capacity(6 + rec.len() + RawRef::ENCODED);
+    out.push(TAG_MESSAGE);
+    push_len(&mut out, rec.len());
+    out.extend_from_slice(&rec);
+    out.push(RAW_LOGGED);
+    raw.encode(&mut out);
+    out
+}
+
+/// One value holding a message's record and its raw bytes, as versions before the
+/// raw-message log wrote it (kept to test that such stores stay readable).
+#[cfg(test)]
+pub(super) fn enc_message_inline<T: Serialize>(record: &T, raw: &PackedRaw) -> Vec<u8> {
     let rec = enc(record);
     let mut out = Vec::with_capacity(5 + rec.len() + raw.0.len());
     out.push(TAG_MESSAGE);
@@ -154,9 +206,12 @@ pub(super) fn enc_message<T: Serialize>(record: &T, raw: &PackedRaw) -> Vec<u8> 
     out
 }
 
-/// The raw bytes inside a message value; `None` for values of earlier versions,
-/// which kept them in the `raw` tree.
-pub(super) fn message_raw(tree: &'static str, bytes: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+/// The raw section of a message value; `None` for values of earlier versions,
+/// which kept the raw bytes in the `raw` tree.
+pub(super) fn message_raw(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<Option<RawSection>, StoreError> {
     if bytes.first() != Some(&TAG_MESSAGE) {
         return Ok(None);
     }
@@ -165,13 +220,10 @@ pub(super) fn message_raw(tree: &'static str, bytes: &[u8]) -> Result<Option<Vec
         .get(len..)
         .ok_or_else(|| corrupt(tree, "truncated record".into()))?;
     match section.split_first() {
-        Some((&RAW_PLAIN, raw)) => Ok(Some(raw.to_vec())),
-        Some((&RAW_ZSTD, rest)) => {
-            let (len, frame) = split_len(tree, rest)?;
-            decompress(tree, frame, len).map(Some)
-        }
-        Some((t, _)) => Err(corrupt(tree, format!("unknown raw tag {t:#04x}"))),
-        None => Err(corrupt(tree, "missing raw section".into())),
+        Some((&RAW_LOGGED, at)) => RawRef::decode(at)
+            .map(|r| Some(RawSection::Logged(r)))
+            .ok_or_else(|| corrupt(tree, "truncated raw-log reference".into())),
+        _ => PackedRaw::unpack(tree, section).map(|r| Some(RawSection::Inline(r))),
     }
 }
 
@@ -197,10 +249,19 @@ mod tests {
     fn message_values_hold_record_and_raw() {
         let record: Vec<String> = (0..20).map(|i| format!("field {i}")).collect();
         for raw in [b"tiny".to_vec(), b"Subject: hello\r\n\r\n".repeat(100)] {
-            let v = enc_message(&record, &PackedRaw::pack(&raw));
+            let v = enc_message_inline(&record, &PackedRaw::pack(&raw));
             assert_eq!(dec::<Vec<String>>("m", &v).unwrap(), record);
-            assert_eq!(message_raw("m", &v).unwrap(), Some(raw));
+            assert_eq!(message_raw("m", &v).unwrap(), Some(RawSection::Inline(raw)));
         }
+        let at = RawRef {
+            segment: 3,
+            offset: 1 << 33,
+            len: 1234,
+        };
+        let v = enc_message(&record, at);
+        assert_eq!(dec::<Vec<String>>("m", &v).unwrap(), record);
+        assert_eq!(message_raw("m", &v).unwrap(), Some(RawSection::Logged(at)));
+        assert!(message_raw("m", &v[..v.len() - 1]).is_err());
         let legacy = serde_json::to_vec(&record).unwrap();
         assert_eq!(message_raw("m", &legacy).unwrap(), None);
         assert!(dec::<Vec<String>>("m", &[0x07, 1]).is_err());

@@ -3,7 +3,11 @@
 //! on the flusher thread → every request of the round answered.
 //!
 //! The two threads overlap: while the flusher waits for the disk, the applier applies
-//! the filings that arrived meanwhile, and they share the next flush. Nothing is
+//! the filings that arrived meanwhile, and they share the next flush. The applier
+//! takes everything waiting as one batch: it appends the batch's raw messages to
+//! the raw-message log and fdatasyncs it *before* applying the transactions, so a
+//! record never reaches sled (whose own background flush may persist it at any
+//! time) pointing at bytes that are not on disk. Nothing is
 //! answered before the flush that covers it has returned.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,24 +124,30 @@ fn apply_loop(
     rx: mpsc::Receiver<(Filing, PackedRaw, Reply)>,
     done: mpsc::Sender<Vec<Applied>>,
 ) {
-    let apply = |(f, raw, reply): (Filing, PackedRaw, Reply), batch: &mut Vec<Applied>| {
-        let t0 = Instant::now();
-        let (generation, res) = store.apply_packed(&f, &raw);
-        let res = res.map(|mut c| {
-            c.record.timings.store_us = t0.elapsed().as_micros() as u64;
-            c
-        });
-        batch.push((res, generation, reply));
-    };
     while let Ok(first) = rx.recv() {
-        let mut batch = Vec::with_capacity(64);
-        apply(first, &mut batch);
-        while batch.len() < MAX_ROUND {
+        let mut items = Vec::with_capacity(64);
+        items.push(first);
+        while items.len() < MAX_ROUND {
             match rx.try_recv() {
-                Ok(item) => apply(item, &mut batch),
+                Ok(item) => items.push(item),
                 Err(_) => break,
             }
         }
+        let t0 = Instant::now();
+        let refs: Vec<(&Filing, &PackedRaw)> = items.iter().map(|(f, raw, _)| (f, raw)).collect();
+        let (generation, results) = store.apply_batch(&refs);
+        let store_us = t0.elapsed().as_micros() as u64;
+        let batch: Vec<Applied> = items
+            .into_iter()
+            .zip(results)
+            .map(|((_, _, reply), res)| {
+                let res = res.map(|mut c| {
+                    c.record.timings.store_us = store_us;
+                    c
+                });
+                (res, generation, reply)
+            })
+            .collect();
         if done.send(batch).is_err() {
             // The flusher is gone: the dropped replies answer `CommitterGone`.
             return;
@@ -182,9 +192,12 @@ fn flush_loop(
 }
 
 fn answer(store: &Store, round: &mut Vec<Applied>) {
-    let mut fault = round
-        .iter()
-        .any(|(r, ..)| matches!(r, Err(StoreError::Sled { .. } | StoreError::Reopening)));
+    let mut fault = round.iter().any(|(r, ..)| {
+        matches!(
+            r,
+            Err(StoreError::Sled { .. } | StoreError::RawLog { .. } | StoreError::Reopening)
+        )
+    });
     // A round of re-deliveries only needs no flush: what they read was flushed
     // by an earlier round (rounds are answered in order) or is in this one.
     let flushed = if round

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use sled::transaction::{TransactionError, TransactionalTree};
 use sled::Transactional;
 
+use super::rawlog::RawRef;
 use super::{
     abort, about_key, be, codec, dec, enc, normalise_id, prefixed, queue_key, read_u64, ts_key,
     Committed, Filing, MessageRecord, OutboxItem, PackedRaw, Store, StoreError, Ticket,
@@ -54,55 +55,130 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies one filing in a transaction (no flush), compressing its raw bytes here.
+    /// Applies one filing (no flush), compressing its raw bytes here.
     #[cfg(test)]
     pub(super) fn apply(&self, f: &Filing) -> Result<Committed, StoreError> {
-        self.apply_packed(f, &PackedRaw::pack(&f.raw)).1
+        let packed = PackedRaw::pack(&f.raw);
+        let (_, mut res) = self.apply_batch(&[(f, &packed)]);
+        res.pop().unwrap_or(Err(StoreError::CommitterGone))
     }
 
-    /// Applies one filing whose raw bytes are already packed, in one transaction
-    /// (no flush). Used by the committer.
-    /// Returns the generation of the database written to, with the outcome.
-    pub(super) fn apply_packed(
+    /// Applies a batch of filings whose raw bytes are already packed (no sled
+    /// flush): first appends the raw bytes of every filing not filed yet to the
+    /// raw-message log and makes them durable, then applies each filing in its own
+    /// transaction, its record pointing into the log. Used by the committer.
+    ///
+    /// Returns the generation of the database written to, with one outcome per
+    /// filing, in order.
+    pub(super) fn apply_batch(
         &self,
-        f: &Filing,
-        raw: &PackedRaw,
-    ) -> (u64, Result<Committed, StoreError>) {
+        batch: &[(&Filing, &PackedRaw)],
+    ) -> (u64, Vec<Result<Committed, StoreError>>) {
         let t = match self.t() {
             Ok(t) => t,
-            Err(e) => return (0, Err(e)),
+            Err(_) => {
+                return (
+                    0,
+                    batch.iter().map(|_| Err(StoreError::Reopening)).collect(),
+                )
+            }
         };
-        let trees = [
-            &t.messages,
-            &t.dedup,
-            &t.tickets,
-            &t.thread,
-            &t.owners,
-            &t.senders,
-            &t.outbox,
-            &t.replies,
-            &t.meta,
-        ];
-        let first_number = self.first_number;
-        let res = trees
-            .as_slice()
-            .transaction(|t| apply_tx(t, f, raw, first_number));
-        let out = match res {
-            Ok(c) => Ok(c),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
-                op: "file message",
-                source,
-            }),
+        // Re-deliveries need no raw bytes: leave them out of the log, whether
+        // filed by an earlier batch or earlier in this one (an entry logged for
+        // nothing would only be garbage, but concurrent re-deliveries are common).
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let needed: Vec<bool> = batch
+            .iter()
+            .map(|(f, _)| {
+                seen.insert(f.dedup_key.as_slice())
+                    && !matches!(t.dedup.get(&f.dedup_key), Ok(Some(_)))
+            })
+            .collect();
+        let to_log: Vec<&PackedRaw> = batch
+            .iter()
+            .zip(&needed)
+            .filter(|(_, &n)| n)
+            .map(|((_, raw), _)| *raw)
+            .collect();
+        let mut refs = match t.rawlog.append(&to_log) {
+            Ok(refs) => refs.into_iter(),
+            Err(e) => {
+                let out = batch.iter().map(|_| Err(same_error(&e))).collect();
+                return (t.generation, out);
+            }
         };
+        let out = batch
+            .iter()
+            .zip(needed)
+            .map(|((f, raw), n)| {
+                let at = if n { refs.next() } else { None };
+                match apply_one(&t, f, at, self.first_number) {
+                    // Its twin earlier in the batch was not filed after all (its
+                    // transaction failed): log this one's bytes on their own.
+                    Err(StoreError::NotLogged) => t
+                        .rawlog
+                        .append(&[raw])
+                        .and_then(|at| apply_one(&t, f, at.first().copied(), self.first_number)),
+                    res => res,
+                }
+            })
+            .collect();
         (t.generation, out)
+    }
+}
+
+/// A copy of a raw-log append error for each filing of the failed batch (the
+/// kind decides whether the store heals; the text goes to the log).
+fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::RawLog { op, path, source } => StoreError::RawLog {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => StoreError::Corrupt {
+            tree: "raw log",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// One filing in one transaction; `at` is where its raw bytes were logged
+/// (`None` when it was found filed before the batch).
+fn apply_one(
+    t: &super::Trees,
+    f: &Filing,
+    at: Option<RawRef>,
+    first_number: u64,
+) -> Result<Committed, StoreError> {
+    let trees = [
+        &t.messages,
+        &t.dedup,
+        &t.tickets,
+        &t.thread,
+        &t.owners,
+        &t.senders,
+        &t.outbox,
+        &t.replies,
+        &t.meta,
+    ];
+    let res = trees
+        .as_slice()
+        .transaction(|t| apply_tx(t, f, at, first_number));
+    match res {
+        Ok(c) => Ok(c),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(source)) => Err(StoreError::Sled {
+            op: "file message",
+            source,
+        }),
     }
 }
 
 fn apply_tx(
     t: &[TransactionalTree],
     f: &Filing,
-    raw: &PackedRaw,
+    at: Option<RawRef>,
     first_number: u64,
 ) -> TxResult<Committed> {
     let [messages, dedup, tickets, thread, owners, senders, outbox, replies, meta] = t else {
@@ -124,6 +200,9 @@ fn apply_tx(
             redelivery: true,
         });
     }
+    let Some(at) = at else {
+        return abort(StoreError::NotLogged);
+    };
     let seq = read_u64(meta.get(NEXT_SEQ)?).unwrap_or(1);
     meta.insert(NEXT_SEQ, &be(seq + 1))?;
     let mut decision = f.decision.clone();
@@ -271,7 +350,7 @@ fn apply_tx(
         reply_message_id,
         reply_suppressed,
     };
-    messages.insert(&be(seq), codec::enc_message(&record, raw))?;
+    messages.insert(&be(seq), codec::enc_message(&record, at))?;
     dedup.insert(f.dedup_key.as_slice(), &be(seq))?;
     Ok(Committed {
         record,

@@ -7,9 +7,14 @@
 //! request never uses one up), another flushes once for everything applied so far,
 //! then every waiting request is answered. Reads go straight to sled.
 //!
-//! Layout: `records` (the types), `codec` (value encoding and compression), `read`
-//! (look-ups), `filing` (the filing transaction, ticket changes), `outbox` (reply
-//! queue and sent log), `committer` (group commit).
+//! The raw message bytes are not kept in sled: they go to an append-only log of
+//! their own (`raw/NNNNNN.log`, see `rawlog`), made durable before the filing's
+//! transaction is applied, and the message record holds where they are.
+//!
+//! Layout: `records` (the types), `codec` (value encoding and compression),
+//! `rawlog` (the raw-message log), `read` (look-ups), `filing` (the filing
+//! transaction, ticket changes), `outbox` (reply queue and sent log), `committer`
+//! (group commit).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +26,7 @@ mod codec;
 mod committer;
 mod filing;
 mod outbox;
+mod rawlog;
 mod read;
 mod records;
 
@@ -41,12 +47,23 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+    #[error("raw-message log: {op} failed on {path}")]
+    RawLog {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
     #[error("ticket {0} does not exist")]
     NoSuchTicket(u64),
     #[error("the store's committer has stopped")]
     CommitterGone,
+    /// Internal to a commit batch: a filing taken for a re-delivery turned out
+    /// to be new, and its raw bytes must be logged first.
+    #[error("a new message's raw bytes were not logged")]
+    NotLogged,
     #[error("the store is being reopened after a fault")]
     Reopening,
     #[error(transparent)]
@@ -82,6 +99,9 @@ struct Trees {
     /// sled's log file, opened once to fdatasync it after each flush (see
     /// [`Store::flush`]).
     log: std::fs::File,
+    /// The raw-message log (reopened with the database).
+    rawlog: rawlog::RawLog,
+    /// Where versions before the raw-message log kept raw bytes (read only).
     raw: sled::Tree,
     messages: sled::Tree,
     dedup: sled::Tree,
@@ -124,8 +144,18 @@ fn prefixed(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
 /// itself), as opposed to a lock, corruption or a wrong path.
 fn unwritable(e: &StoreError) -> bool {
     use std::io::ErrorKind as K;
-    matches!(e, StoreError::Sled { source: sled::Error::Io(io), .. }
-        if matches!(io.kind(), K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded))
+    let io = match e {
+        StoreError::Sled {
+            source: sled::Error::Io(io),
+            ..
+        } => io,
+        StoreError::RawLog { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded
+    )
 }
 
 fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
@@ -168,9 +198,11 @@ fn open_trees(
         op: "open log",
         source: sled::Error::Io(e),
     })?;
+    let rawlog = rawlog::RawLog::open(path)?;
     Ok(Trees {
         generation,
         log,
+        rawlog,
         raw: t("raw")?,
         messages: t("messages")?,
         dedup: t("dedup")?,
@@ -265,14 +297,22 @@ impl Store {
         if let Some(old) = cell.take() {
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut old = Some(old);
+            // sled syncs its log file when the database is dropped and panics if
+            // that fails, unless one of its own writes failed before. A fault the
+            // raw-message log met first (a read-only file system) leaves sled
+            // unaware of it: make sled write once, so that it meets the fault too.
+            if let Some(o) = &old {
+                let _ = o.meta.insert(b"ready_probe", &be(0));
+                let _ = o.db.flush();
+            }
             while let Some(o) = old.take() {
                 match Arc::try_unwrap(o) {
-                    Ok(trees) => drop(trees),
+                    Ok(trees) => release(trees),
                     Err(shared) if Instant::now() < deadline => {
                         old = Some(shared);
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(shared) => drop(shared),
+                    Err(shared) => release(shared),
                 }
             }
         }
@@ -340,6 +380,14 @@ impl Store {
             Ok(()) => probe(),
             Err(_) => Err(e),
         })
+    }
+}
+
+/// Drops a failed database (or a handle on it); a panic in sled's drop (its final
+/// sync failing) must not take the committer's thread with it.
+fn release<T>(trees: T) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(trees))).is_err() {
+        tracing::error!("closing the failed database panicked; unflushed writes are lost");
     }
 }
 

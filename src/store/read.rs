@@ -38,10 +38,12 @@ impl Store {
             .transpose()
     }
 
-    /// The raw bytes of a stored message.
+    /// The raw bytes of a stored message: from the raw-message log, or from the
+    /// message value or the `raw` tree for messages stored by earlier versions.
     ///
     /// # Errors
-    /// Read failures.
+    /// Read failures; a raw-log entry whose checksum does not match
+    /// ([`StoreError::Corrupt`]).
     pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.t()?;
         let Some(value) = t
@@ -51,8 +53,10 @@ impl Store {
         else {
             return Ok(None);
         };
-        if let Some(raw) = codec::message_raw("messages", &value)? {
-            return Ok(Some(raw));
+        match codec::message_raw("messages", &value)? {
+            Some(codec::RawSection::Logged(at)) => return t.rawlog.read(at).map(Some),
+            Some(codec::RawSection::Inline(raw)) => return Ok(Some(raw)),
+            None => {}
         }
         // Written by an earlier version: the raw bytes have their own tree.
         Ok(t.raw

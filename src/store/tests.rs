@@ -133,6 +133,26 @@ mod unit {
     }
 
     #[test]
+    fn a_batch_logs_the_raw_bytes_of_new_messages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        store.apply(&filing("a", Outcome::Create, None)).unwrap();
+        let log = dir.path().join("raw").join("000001.log");
+        let one = std::fs::metadata(&log).unwrap().len();
+        let (a, b) = (
+            filing("a", Outcome::Create, None),
+            filing("b", Outcome::Create, None),
+        );
+        let packed = PackedRaw::pack(&a.raw);
+        let (_, res) = store.apply_batch(&[(&a, &packed), (&b, &packed), (&b, &packed)]);
+        let res: Vec<_> = res.into_iter().map(|r| r.unwrap().redelivery).collect();
+        assert_eq!(res, [true, false, true]);
+        // One new entry (b), the same size as a's.
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 2 * one);
+        assert_eq!(store.raw_message(2).unwrap().as_deref(), Some(&b"raw"[..]));
+    }
+
+    #[test]
     fn committer_flushes_and_answers() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 100_001, 0).unwrap();
@@ -188,6 +208,76 @@ mod reopen_tests {
                 .unwrap()
                 .redelivery
         );
+    }
+
+    #[test]
+    fn stores_with_raw_bytes_in_the_message_value_stay_readable() {
+        // Written the way the version before the raw-message log did: the record
+        // and the packed raw bytes in one message value.
+        let dir = tempfile::tempdir().unwrap();
+        let raw = b"Subject: inline\r\n\r\n".repeat(20);
+        {
+            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let mut record = store.apply(&super::unit::filing_pub("a")).unwrap().record;
+            record.seq = 2;
+            let value = codec::enc_message_inline(&record, &PackedRaw::pack(&raw));
+            let t = store.t().unwrap();
+            t.messages.insert(be(2), value).unwrap();
+            t.dedup.insert(b"old", &be(2)).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert_eq!(store.message(2).unwrap().unwrap().seq, 2);
+        assert_eq!(store.raw_message(2).unwrap(), Some(raw));
+        // The new message next to it went to the raw-message log.
+        assert_eq!(store.raw_message(1).unwrap().as_deref(), Some(&b"raw"[..]));
+        let mut f = super::unit::filing_pub("old");
+        f.dedup_key = b"old".to_vec();
+        assert!(store.apply(&f).unwrap().redelivery);
+    }
+
+    #[test]
+    fn raw_bytes_survive_reopen_and_a_bad_checksum_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let c = Committer::start(store.clone(), Duration::from_millis(1));
+            for k in ["a", "b"] {
+                let mut f = super::unit::filing_pub(k);
+                f.raw = format!("Subject: {k}\r\n\r\n{}", "text ".repeat(50)).into_bytes();
+                c.commit_blocking(f).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let b = store.raw_message(2).unwrap().unwrap();
+        assert!(b.starts_with(b"Subject: b"));
+        // The raw bytes are not in sled.
+        let value = store.t().unwrap().messages.get(be(2)).unwrap().unwrap();
+        assert!(matches!(
+            codec::message_raw("messages", &value).unwrap(),
+            Some(codec::RawSection::Logged(_))
+        ));
+        drop(store);
+        // Damage the last byte of the log (inside message b's entry).
+        let seg = dir.path().join("raw").join("000001.log");
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&seg, bytes).unwrap();
+        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        assert!(store
+            .raw_message(1)
+            .unwrap()
+            .unwrap()
+            .starts_with(b"Subject: a"));
+        assert!(matches!(
+            store.raw_message(2),
+            Err(StoreError::Corrupt {
+                tree: "raw log",
+                ..
+            })
+        ));
     }
 
     #[test]
