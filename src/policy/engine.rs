@@ -1,6 +1,7 @@
 //! The single Rhai engine setup shared by the server and every tool: raw engine
 //! plus the standard packages, strict variables, sandbox limits, no `eval`, no
-//! modules (the `no_module` feature), `print`/`debug` routed to `tracing`, and the
+//! modules (the `no_module` feature), no capturing closures (`no_closure`: every
+//! call is cheaper without shared values), `print`/`debug` routed to `tracing`, and the
 //! script API of [`super::api`].
 
 use std::sync::LazyLock;
