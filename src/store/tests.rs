@@ -1,5 +1,21 @@
 //! Store unit tests.
 
+/// Opens the store at `path`, waiting while the file lock of a database dropped a
+/// moment ago is still held: sled's own threads let go of it shortly after the last
+/// handle is dropped, so a test that reopens a directory can otherwise race them.
+fn open(path: &std::path::Path) -> super::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match super::Store::open(path, 100_001, 0) {
+            Ok(store) => return store,
+            Err(e) if format!("{e:?}").contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the store at {}: {e:?}", path.display()),
+        }
+    }
+}
+
 mod unit {
     use super::super::*;
     use crate::decision::{Decision, Finding, Outcome};
@@ -60,7 +76,7 @@ mod unit {
     #[test]
     fn numbers_are_sequential_and_redelivery_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         let a = store.apply(&filing("a", Outcome::Create, None)).unwrap();
         let b = store.apply(&filing("b", Outcome::Create, None)).unwrap();
         assert_eq!(a.record.decision.ticket, Some(100_001));
@@ -74,7 +90,7 @@ mod unit {
     #[test]
     fn failed_append_does_not_use_a_number() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         assert!(matches!(
             store.apply(&filing("a", Outcome::Append, Some(5))),
             Err(StoreError::NoSuchTicket(5))
@@ -87,7 +103,7 @@ mod unit {
     #[test]
     fn reply_limit_per_address() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         for (i, k) in ["a", "b", "c"].iter().enumerate() {
             let c = store.apply(&filing(k, Outcome::Create, None)).unwrap();
             assert_eq!(c.record.reply_suppressed.is_some(), i >= 2, "{k}");
@@ -99,7 +115,7 @@ mod unit {
     #[test]
     fn open_tickets_and_sender_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         store.apply(&filing("a", Outcome::Create, None)).unwrap();
         let t0: Timestamp = "2026-11-24T09:00:00Z".parse().unwrap();
         assert_eq!(store.open_tickets("client:MI-1", t0).unwrap().len(), 1);
@@ -135,7 +151,7 @@ mod unit {
     #[test]
     fn a_batch_logs_the_raw_bytes_of_new_messages_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         store.apply(&filing("a", Outcome::Create, None)).unwrap();
         let log = dir.path().join("raw").join("000001.log");
         let one = std::fs::metadata(&log).unwrap().len();
@@ -155,7 +171,7 @@ mod unit {
     #[test]
     fn committer_flushes_and_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         let c = Committer::start(store.clone(), Duration::from_millis(1));
         let r = c
             .commit_blocking(filing("a", Outcome::Create, None))
@@ -196,7 +212,7 @@ mod reopen_tests {
             db.open_tree("dedup").unwrap().insert(b"a", &be(1)).unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         assert_eq!(store.message(1).unwrap(), Some(record));
         assert_eq!(
             store.raw_message(1).unwrap().as_deref(),
@@ -217,7 +233,7 @@ mod reopen_tests {
         let dir = tempfile::tempdir().unwrap();
         let raw = b"Subject: inline\r\n\r\n".repeat(20);
         {
-            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let store = super::open(dir.path());
             let mut record = store.apply(&super::unit::filing_pub("a")).unwrap().record;
             record.seq = 2;
             let value = codec::enc_message_inline(&record, &PackedRaw::pack(&raw));
@@ -226,7 +242,7 @@ mod reopen_tests {
             t.dedup.insert(b"old", &be(2)).unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         assert_eq!(store.message(2).unwrap().unwrap().seq, 2);
         assert_eq!(store.raw_message(2).unwrap(), Some(raw));
         // The new message next to it went to the raw-message log.
@@ -240,7 +256,7 @@ mod reopen_tests {
     fn raw_bytes_survive_reopen_and_a_bad_checksum_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let store = super::open(dir.path());
             let c = Committer::start(store.clone(), Duration::from_millis(1));
             for k in ["a", "b"] {
                 let mut f = super::unit::filing_pub(k);
@@ -249,7 +265,7 @@ mod reopen_tests {
             }
         }
         std::thread::sleep(Duration::from_millis(200));
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         let b = store.raw_message(2).unwrap().unwrap();
         assert!(b.starts_with(b"Subject: b"));
         // The raw bytes are not in sled.
@@ -265,7 +281,7 @@ mod reopen_tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
         std::fs::write(&seg, bytes).unwrap();
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         assert!(store
             .raw_message(1)
             .unwrap()
@@ -284,7 +300,7 @@ mod reopen_tests {
     fn counters_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 100_001, 0).unwrap();
+            let store = super::open(dir.path());
             let c = Committer::start(store.clone(), Duration::from_millis(1));
             let mut f = super::unit::filing_pub("a");
             f.decision.outcome = Outcome::Create;
@@ -292,7 +308,7 @@ mod reopen_tests {
             assert_eq!(r.record.decision.ticket, Some(100_001));
         }
         std::thread::sleep(Duration::from_millis(200));
-        let store = Store::open(dir.path(), 100_001, 0).unwrap();
+        let store = super::open(dir.path());
         eprintln!(
             "meta next_ticket = {:?}",
             store.t().unwrap().meta.get(NEXT_TICKET).unwrap()
