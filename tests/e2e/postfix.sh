@@ -112,9 +112,12 @@ postfix -c "$etc" start >/dev/null 2>&1 || fail "postfix did not start"
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || fail "intake did not start"
 
-# Two requests from clients and one re-delivery of the first.
+# Two requests from clients and one re-delivery of the first. A re-delivery is the
+# same message again, so the Date is fixed: swaks would otherwise stamp each send
+# with the current second, and a send a second later is a new message that only
+# reuses a Message-ID (filed by the policy, as a duplicate of the first).
 send() { swaks --silent 2 --server 127.0.0.1 --port "$pf_port" --from "$1" --to support@support.test \
-    --header "Subject: $2" --header "Message-Id: <$3>" \
+    --header "Subject: $2" --header "Message-Id: <$3>" --header "Date: Wed, 25 Nov 2026 09:00:00 +0000" \
     --body "Hello, our STB-4K boxes lose the EPG after the update. Steps: 1. update 2. reboot 3. EPG empty. Contract MI-10234." \
     || fail "swaks could not deliver $3"; }
 send anna@client.test "EPG empty on STB-4K after update" e2e-1@client.test
