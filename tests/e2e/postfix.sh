@@ -41,8 +41,16 @@ fi
 
 work=$(mktemp -d /tmp/intake-postfix.XXXXXX)
 etc=$work/etc
-pf_port=$((20000 + RANDOM % 20000))
-api_port=$((pf_port + 1))
+# Two ports the kernel says are free now (a random pick from a fixed range could
+# land on a port the test suite's servers were still using, and Postfix's master
+# then fails to start).
+read -r pf_port api_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+')
 cleanup() {
     postfix -c "$etc" stop >/dev/null 2>&1 || true
     [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
@@ -107,7 +115,12 @@ chown 65534:65534 "$work/mail"
 mkdir -p "$work/spool" "$work/lib"
 chown postfix "$work/lib"
 postfix -c "$etc" check 2>&1 | grep -v "^$" >&2 || true
-postfix -c "$etc" start >/dev/null 2>&1 || fail "postfix did not start"
+started=
+for _ in 1 2 3; do
+    if out=$(postfix -c "$etc" start 2>&1); then started=1; break; fi
+    sleep 1
+done
+[ -n "$started" ] || fail "postfix did not start: $out"
 
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$api_port/healthz" >/dev/null || fail "intake did not start"
