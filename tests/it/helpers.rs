@@ -291,7 +291,8 @@ impl TestApp {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
-    fn agent() -> ureq::Agent {
+    /// The HTTP client of the tests: statuses are answers, not errors.
+    pub fn agent() -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))

@@ -42,17 +42,9 @@ pub async fn spawn_clocked(smtp_port: u16) -> (TestApp, TestClock) {
     (app, clock)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
 /// POSTs JSON with a bearer token; returns (status, JSON).
 pub fn post_json(app: &TestApp, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let mut resp = agent()
+    let mut resp = TestApp::agent()
         .post(&app.url(path))
         .header("Authorization", &format!("Bearer {token}"))
         .header("Content-Type", "application/json")
