@@ -23,16 +23,16 @@ fi
 
 # The benchmarks and examples must keep compiling (they are run by hand: cargo bench,
 # benches/load.sh). Built in the dev profile, reusing the test build's dependencies.
-cargo build --benches --examples --quiet
+cargo build --release --benches --examples --quiet
 
 # Two cores: run tests two at a time.
 if command -v cargo-nextest >/dev/null 2>&1; then
-    cargo nextest run --test-threads 2 --no-fail-fast "$@"
+    cargo nextest run --release --test-threads 2 --no-fail-fast "$@"
 else
-    cargo test -- --test-threads 2 "$@"
+    cargo test --release -- --test-threads 2 "$@"
 fi
 
 # End to end through a real Postfix (pipe transport → intake submit → intake →
 # reply through Postfix to a mailbox). Needs root; skipped with a message otherwise.
 # The binary the test build just made (same features as the tests: no rebuild).
-tests/e2e/postfix.sh target/debug/intake
+tests/e2e/postfix.sh target/release/intake

@@ -8,7 +8,7 @@
 # Postfix configuration is not touched. Needs root (apt-get, postfix). Idempotent:
 # every run starts from a fresh directory and the trap stops and removes it.
 #
-# usage: tests/e2e/postfix.sh [path/to/intake]     (default: target/debug/intake, built if missing)
+# usage: tests/e2e/postfix.sh [path/to/intake]     (default: target/release/intake, built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -20,8 +20,8 @@ fi
 
 intake=${1:-}
 if [ -z "$intake" ]; then
-    cargo build --quiet --bin intake
-    intake=$repo/target/debug/intake
+    cargo build --release --quiet --bin intake
+    intake=$repo/target/release/intake
 fi
 intake=$(readlink -f "$intake")
 
