@@ -99,7 +99,13 @@ fn sigkill_under_load_loses_nothing_and_files_nothing_twice() {
         println!("kill {k}: {before} messages acknowledged so far");
         server = Some(ServerProcess::start(&data, port, smtp.port, &[]));
     }
+    // The load runs on after the last restart until it has filed enough to
+    // mean something (on a busy machine the kills can come before it has).
+    let enough = Instant::now() + Duration::from_secs(60);
     std::thread::sleep(Duration::from_millis(800));
+    while acked.lock().unwrap().len() < WRITERS * 4 && Instant::now() < enough {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.join().unwrap();
