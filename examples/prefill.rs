@@ -132,20 +132,12 @@ fn stats(dir: &Path) -> anyhow::Result<()> {
         seq += 1;
     }
     println!("{count} {bytes}");
-    // Live bytes per tree (keys + values as stored), against what is on disk.
-    let mut trees = Vec::new();
-    for name in [
-        "messages", "raw", "dedup", "tickets", "thread", "owners", "senders", "outbox", "sent",
-        "replies", "meta",
-    ] {
-        let (mut n, mut b) = (0u64, 0u64);
-        for kv in store.tree(name)?.iter() {
-            let (k, v) = kv?;
-            n += 1;
-            b += (k.len() + v.len()) as u64;
-        }
-        trees.push(format!("{name} {n}/{b}"));
-    }
+    // Live bytes per part of the store, against what is on disk.
+    let trees: Vec<String> = store
+        .usage()?
+        .iter()
+        .map(|u| format!("{} {}/{}", u.name, u.entries, u.bytes))
+        .collect();
     eprintln!("live entries/bytes per tree: {}", trees.join(", "));
     Ok(())
 }

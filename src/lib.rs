@@ -9,7 +9,7 @@
 //!   similarity, language, logs, mojibake)
 //! - [`policy`]: Rhai rules of `rules/` → findings → [`decision::Decision`]
 //! - [`decision`]: the typed verdict and its validation
-//! - [`store`]: sled trees, one transaction per message, group commit
+//! - [`store`]: one interface over two engines (embedded sled, PostgreSQL), one transaction per message, group commit, keyed collections
 //! - [`reply`]: templates → rendered replies; the SMTP outbox worker
 //! - [`sla`]: reaction and in-work due times on a business calendar
 //! - [`lifecycle`]: statuses and transitions after intake, SLA timers, staff

@@ -47,7 +47,7 @@ pub enum Prepared {
     },
 }
 
-/// Store look-ups for scripts, backed by sled.
+/// Store look-ups for scripts, backed by the store.
 struct StoreLookups(Store);
 
 impl Lookups for StoreLookups {
@@ -342,6 +342,8 @@ impl Pipeline {
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_owned())
                 .unwrap_or_else(|| "intake.invalid".into()),
+            writes: Default::default(),
+            on_filed: None,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Portal sign-in: one-time links and sessions, kept in sled trees of the store.
+//! Portal sign-in: one-time links and sessions, kept in keyed collections of the
+//! store (`portal_links`, `portal_sessions`), so every node sees the same ones.
 //!
 //! Input: an address a contract lists (sign-in request), a link token, a session
 //! cookie; output: [`LinkGrant`]s and [`Session`]s. Tokens are 256 random bits
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Collection, Store, StoreError, Writes};
 
 /// A sign-in link, while not yet used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,11 +36,9 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// The trees of links and sessions.
+/// Links and sessions.
 #[derive(Clone)]
 pub struct AuthStore {
-    /// The trees are looked up per use: the store may have been reopened after a
-    /// disk fault, and a kept tree handle would hold on to the old database.
     store: Store,
 }
 
@@ -55,47 +54,31 @@ fn key(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
 
-fn corrupt(tree: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
-    move |e| StoreError::Corrupt {
-        tree,
-        message: e.to_string(),
-    }
-}
-
-fn sled_err(op: &'static str) -> impl Fn(sled::Error) -> StoreError {
-    move |source| StoreError::Sled { op, source }
-}
-
 /// Constant-time comparison of two tokens.
 pub fn same_token(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Collection of unused sign-in links, keyed by the hash of the token.
+const LINKS: &str = "portal_links";
+/// Collection of sessions, keyed by the hash of the cookie token.
+const SESSIONS: &str = "portal_sessions";
+
 impl AuthStore {
-    /// Opens the trees in the store's database.
-    ///
-    /// # Errors
-    /// sled cannot open them.
-    pub fn open(store: &Store) -> Result<AuthStore, StoreError> {
-        for tree in ["portal_links", "portal_sessions"] {
-            match store.tree(tree) {
-                // Not open yet (read-only disk at start): opened on first use.
-                Ok(_) | Err(StoreError::Reopening) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(AuthStore {
+    /// Links and sessions in the store's keyed collections.
+    pub fn open(store: &Store) -> AuthStore {
+        AuthStore {
             store: store.clone(),
-        })
+        }
     }
 
-    fn links(&self) -> Result<sled::Tree, StoreError> {
-        self.store.tree("portal_links")
+    fn links(&self) -> Result<Collection, StoreError> {
+        self.store.collection(LINKS)
     }
 
-    fn sessions(&self) -> Result<sled::Tree, StoreError> {
-        self.store.tree("portal_sessions")
+    fn sessions(&self) -> Result<Collection, StoreError> {
+        self.store.collection(SESSIONS)
     }
 
     /// Issues a one-time link token for `grant` (only its hash is stored).
@@ -104,16 +87,14 @@ impl AuthStore {
     /// Write failures.
     pub fn issue_link(&self, grant: &LinkGrant) -> Result<String, StoreError> {
         let token = random_token();
-        let v = serde_json::to_vec(grant).map_err(corrupt("portal_links"))?;
         self.links()?
-            .insert(key(&token), v)
-            .map_err(sled_err("issue link"))?;
-        self.links()?.flush().map_err(sled_err("flush links"))?;
+            .put_json(&key(&token), grant, Some(grant.expires_at))?;
         Ok(token)
     }
 
     /// Uses up a link: the grant when the token is known and not expired; the
-    /// record is removed either way, so a link works once.
+    /// record is removed either way, so a link works once (on every node: of two
+    /// requests redeeming one link, one gets it).
     ///
     /// # Errors
     /// Read/write failures, corrupt records.
@@ -122,14 +103,10 @@ impl AuthStore {
         token: &str,
         now: Timestamp,
     ) -> Result<Option<LinkGrant>, StoreError> {
-        let Some(v) = self
-            .links()?
-            .remove(key(token))
-            .map_err(sled_err("redeem link"))?
-        else {
+        let Some(entry) = self.links()?.take(&key(token))? else {
             return Ok(None);
         };
-        let grant: LinkGrant = serde_json::from_slice(&v).map_err(corrupt("portal_links"))?;
+        let grant: LinkGrant = entry.json()?;
         Ok((grant.expires_at > now).then_some(grant))
     }
 
@@ -138,15 +115,10 @@ impl AuthStore {
     /// # Errors
     /// Read failures, corrupt records.
     pub fn peek_link(&self, token: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let Some(v) = self
+        Ok(self
             .links()?
-            .get(key(token))
-            .map_err(sled_err("read link"))?
-        else {
-            return Ok(false);
-        };
-        let grant: LinkGrant = serde_json::from_slice(&v).map_err(corrupt("portal_links"))?;
-        Ok(grant.expires_at > now)
+            .get_json::<LinkGrant>(&key(token), now)?
+            .is_some_and(|g| g.expires_at > now))
     }
 
     /// Starts a session; returns its cookie token.
@@ -168,13 +140,8 @@ impl AuthStore {
             expires_at: now + jiff::SignedDuration::try_from(ttl).unwrap_or_default(),
             csrf: random_token(),
         };
-        let v = serde_json::to_vec(&session).map_err(corrupt("portal_sessions"))?;
         self.sessions()?
-            .insert(key(&token), v)
-            .map_err(sled_err("start session"))?;
-        self.sessions()?
-            .flush()
-            .map_err(sled_err("flush sessions"))?;
+            .put_json(&key(&token), &session, Some(session.expires_at))?;
         Ok((token, session))
     }
 
@@ -184,14 +151,13 @@ impl AuthStore {
     /// Read failures, corrupt records.
     pub fn session(&self, token: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let k = key(token);
-        let Some(v) = self.sessions()?.get(k).map_err(sled_err("read session"))? else {
+        let sessions = self.sessions()?;
+        let Some(entry) = sessions.get(&k)? else {
             return Ok(None);
         };
-        let s: Session = serde_json::from_slice(&v).map_err(corrupt("portal_sessions"))?;
+        let s: Session = entry.json()?;
         if s.expires_at <= now {
-            self.sessions()?
-                .remove(k)
-                .map_err(sled_err("expire session"))?;
+            sessions.delete(&k)?;
             return Ok(None);
         }
         Ok(Some(s))
@@ -202,13 +168,7 @@ impl AuthStore {
     /// # Errors
     /// Write failures.
     pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        self.sessions()?
-            .remove(key(token))
-            .map_err(sled_err("end session"))?;
-        self.sessions()?
-            .flush()
-            .map_err(sled_err("flush sessions"))?;
-        Ok(())
+        self.sessions()?.delete(&key(token))
     }
 
     /// Revokes every session and unused link of an address; returns how many.
@@ -217,21 +177,27 @@ impl AuthStore {
     /// Read/write failures.
     pub fn revoke_address(&self, email: &str) -> Result<usize, StoreError> {
         let email = email.trim().to_lowercase();
-        let mut n = 0;
-        for tree in [self.sessions()?, self.links()?] {
-            for item in tree.iter() {
-                let (k, v) = item.map_err(sled_err("scan sessions"))?;
-                let who = serde_json::from_slice::<serde_json::Value>(&v)
+        let mut writes = Writes::new();
+        for name in [SESSIONS, LINKS] {
+            for entry in self.store.collection(name)?.scan_all(b"", None)? {
+                let who = serde_json::from_slice::<serde_json::Value>(&entry.value)
                     .ok()
                     .and_then(|j| j.get("email").and_then(|e| e.as_str()).map(str::to_owned));
                 if who.as_deref() == Some(email.as_str()) {
-                    tree.remove(k).map_err(sled_err("revoke"))?;
-                    n += 1;
+                    writes.delete(name, &entry.key);
                 }
             }
-            tree.flush().map_err(sled_err("flush revoke"))?;
         }
-        Ok(n)
+        self.store.write(&writes)?;
+        Ok(writes.len())
+    }
+
+    /// Removes expired links and sessions; returns how many.
+    ///
+    /// # Errors
+    /// Read/write failures.
+    pub fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.links()?.purge_expired(now)? + self.sessions()?.purge_expired(now)?)
     }
 }
 
@@ -287,7 +253,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, AuthStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), 100_001, 0).unwrap();
-        (dir, AuthStore::open(&s).unwrap())
+        (dir, AuthStore::open(&s))
     }
 
     fn ts(s: &str) -> Timestamp {
@@ -307,6 +273,7 @@ mod tests {
         assert_eq!(t.len(), 64);
         // Only the hash is stored.
         assert!(a.links().unwrap().get(t.as_bytes()).unwrap().is_none());
+        assert!(a.links().unwrap().get(&key(&t)).unwrap().is_some());
         assert!(a.peek_link(&t, ts("2026-11-24T10:00:00Z")).unwrap());
         assert_eq!(
             a.redeem_link(&t, ts("2026-11-24T10:00:00Z")).unwrap(),

@@ -118,7 +118,7 @@ impl Portal {
     /// Builds the portal state over the service's pipeline.
     ///
     /// # Errors
-    /// The portal's trees cannot be opened; a page template does not compile.
+    /// A page template does not compile.
     pub fn new(
         pipeline: &Pipeline,
         wake: Arc<tokio::sync::Notify>,
@@ -126,7 +126,7 @@ impl Portal {
         config: &crate::config::Config,
     ) -> anyhow::Result<Portal> {
         Ok(Portal {
-            auth: AuthStore::open(&pipeline.store)?,
+            auth: AuthStore::open(&pipeline.store),
             pipeline: pipeline.clone(),
             wake,
             clock,

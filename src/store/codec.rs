@@ -1,4 +1,5 @@
-//! Store internals, value encoding: typed records ↔ the bytes kept in sled.
+//! Store internals, value encoding shared by the engines: typed records ↔ tagged,
+//! compressed bytes, and raw messages ↔ their packed form ([`PackedRaw`]).
 //!
 //! sled's own compression is off for new stores (it built a fresh zstd context for
 //! every page it wrote, on the single committer thread); values are compressed here
@@ -15,8 +16,9 @@
 //!
 //! The raw section of a message is `0x00` + the raw bytes, or `0x01` + `u32` BE raw
 //! length + a zstd frame (both written by earlier versions), or `0x02` + a
-//! [`RawRef`]: `u32` BE segment, `u64` BE offset, `u32` BE length of the entry in
-//! the raw-message log (`rawlog`), where the same `0x00`/`0x01` forms are kept. The
+//! `RawRef`: `u32` BE segment, `u64` BE offset, `u32` BE length of the entry in
+//! the sled engine's raw-message log (`sled/rawlog.rs`; the message value itself is
+//! built in `sled/value.rs`), where the same `0x00`/`0x01` forms are kept. The
 //! raw message is compressed by the request's own thread before it reaches the
 //! committer ([`PackedRaw`]).
 
@@ -24,15 +26,15 @@ use std::cell::RefCell;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::rawlog::RawRef;
 use super::StoreError;
 
 const TAG_JSON: u8 = 0x00;
 const TAG_ZSTD_JSON: u8 = 0x01;
-const TAG_MESSAGE: u8 = 0x02;
+pub(in crate::store) const TAG_MESSAGE: u8 = 0x02;
 const RAW_PLAIN: u8 = 0x00;
 const RAW_ZSTD: u8 = 0x01;
-const RAW_LOGGED: u8 = 0x02;
+/// Raw-section tag of a message whose bytes are in the sled engine's raw-message log.
+pub(in crate::store) const RAW_LOGGED: u8 = 0x02;
 
 /// Fast level: the values are small and written on the committer's serial path.
 const LEVEL: i32 = 1;
@@ -66,24 +68,27 @@ fn decompress(tree: &'static str, frame: &[u8], len: usize) -> Result<Vec<u8>, S
     Ok(out)
 }
 
-fn corrupt(tree: &'static str, message: String) -> StoreError {
+pub(in crate::store) fn corrupt(tree: &'static str, message: String) -> StoreError {
     StoreError::Corrupt { tree, message }
 }
 
-fn split_len<'a>(tree: &'static str, b: &'a [u8]) -> Result<(usize, &'a [u8]), StoreError> {
+pub(in crate::store) fn split_len<'a>(
+    tree: &'static str,
+    b: &'a [u8],
+) -> Result<(usize, &'a [u8]), StoreError> {
     let (len, rest) = b
         .split_first_chunk::<4>()
         .ok_or_else(|| corrupt(tree, "truncated length".into()))?;
     Ok((u32::from_be_bytes(*len) as usize, rest))
 }
 
-fn push_len(out: &mut Vec<u8>, len: usize) {
+pub(in crate::store) fn push_len(out: &mut Vec<u8>, len: usize) {
     // Values are bounded by the hook's body limit (megabytes), far below 4 GiB.
     out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
 }
 
 /// Encodes a record: JSON, compressed when that pays.
-pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+pub(in crate::store) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain structs to JSON cannot fail (no maps with non-string keys).
     let json = serde_json::to_vec(v).unwrap_or_default();
     if json.len() >= COMPRESS_FROM {
@@ -102,7 +107,10 @@ pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Decodes a record written by [`enc`] or by an earlier version (plain JSON).
-pub(super) fn dec<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(in crate::store) fn dec<T: DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     let json_err = |e: serde_json::Error| corrupt(tree, e.to_string());
     match bytes.first() {
         Some(b'{' | b'[') => serde_json::from_slice(bytes).map_err(json_err),
@@ -150,7 +158,7 @@ impl PackedRaw {
 
 impl PackedRaw {
     /// The stored form (tag, then plain bytes or a zstd frame).
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(in crate::store) fn bytes(&self) -> &[u8] {
         &self.0
     }
 
@@ -158,7 +166,10 @@ impl PackedRaw {
     ///
     /// # Errors
     /// Unknown tag, truncated or undecodable frame.
-    pub(super) fn unpack(tree: &'static str, section: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub(in crate::store) fn unpack(
+        tree: &'static str,
+        section: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         match section.split_first() {
             Some((&RAW_PLAIN, raw)) => Ok(raw.to_vec()),
             Some((&RAW_ZSTD, rest)) => {
@@ -168,62 +179,6 @@ impl PackedRaw {
             Some((t, _)) => Err(corrupt(tree, format!("unknown raw tag {t:#04x}"))),
             None => Err(corrupt(tree, "missing raw section".into())),
         }
-    }
-}
-
-/// Where a message value says its raw bytes are.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum RawSection {
-    /// Inside the value (versions before the raw-message log).
-    Inline(Vec<u8>),
-    /// In the raw-message log.
-    Logged(RawRef),
-}
-
-/// One value holding a message's record and where its raw bytes are in the
-/// raw-message log (one tree write).
-pub(super) fn enc_message<T: Serialize>(record: &T, raw: RawRef) -> Vec<u8> {
-    let rec = enc(record);
-    let mut out = Vec::with_capacity(6 + rec.len() + RawRef::ENCODED);
-    out.push(TAG_MESSAGE);
-    push_len(&mut out, rec.len());
-    out.extend_from_slice(&rec);
-    out.push(RAW_LOGGED);
-    raw.encode(&mut out);
-    out
-}
-
-/// One value holding a message's record and its raw bytes, as versions before the
-/// raw-message log wrote it (kept to test that such stores stay readable).
-#[cfg(test)]
-pub(super) fn enc_message_inline<T: Serialize>(record: &T, raw: &PackedRaw) -> Vec<u8> {
-    let rec = enc(record);
-    let mut out = Vec::with_capacity(5 + rec.len() + raw.0.len());
-    out.push(TAG_MESSAGE);
-    push_len(&mut out, rec.len());
-    out.extend_from_slice(&rec);
-    out.extend_from_slice(&raw.0);
-    out
-}
-
-/// The raw section of a message value; `None` for values of earlier versions,
-/// which kept the raw bytes in the `raw` tree.
-pub(super) fn message_raw(
-    tree: &'static str,
-    bytes: &[u8],
-) -> Result<Option<RawSection>, StoreError> {
-    if bytes.first() != Some(&TAG_MESSAGE) {
-        return Ok(None);
-    }
-    let (len, rest) = split_len(tree, &bytes[1..])?;
-    let section = rest
-        .get(len..)
-        .ok_or_else(|| corrupt(tree, "truncated record".into()))?;
-    match section.split_first() {
-        Some((&RAW_LOGGED, at)) => RawRef::decode(at)
-            .map(|r| Some(RawSection::Logged(r)))
-            .ok_or_else(|| corrupt(tree, "truncated raw-log reference".into())),
-        _ => PackedRaw::unpack(tree, section).map(|r| Some(RawSection::Inline(r))),
     }
 }
 
@@ -243,28 +198,5 @@ mod tests {
         // Earlier versions wrote bare JSON.
         let legacy = serde_json::to_vec(&big).unwrap();
         assert_eq!(dec::<Vec<String>>("t", &legacy).unwrap(), big);
-    }
-
-    #[test]
-    fn message_values_hold_record_and_raw() {
-        let record: Vec<String> = (0..20).map(|i| format!("field {i}")).collect();
-        for raw in [b"tiny".to_vec(), b"Subject: hello\r\n\r\n".repeat(100)] {
-            let v = enc_message_inline(&record, &PackedRaw::pack(&raw));
-            assert_eq!(dec::<Vec<String>>("m", &v).unwrap(), record);
-            assert_eq!(message_raw("m", &v).unwrap(), Some(RawSection::Inline(raw)));
-        }
-        let at = RawRef {
-            segment: 3,
-            offset: 1 << 33,
-            len: 1234,
-        };
-        let v = enc_message(&record, at);
-        assert_eq!(dec::<Vec<String>>("m", &v).unwrap(), record);
-        assert_eq!(message_raw("m", &v).unwrap(), Some(RawSection::Logged(at)));
-        assert!(message_raw("m", &v[..v.len() - 1]).is_err());
-        let legacy = serde_json::to_vec(&record).unwrap();
-        assert_eq!(message_raw("m", &legacy).unwrap(), None);
-        assert!(dec::<Vec<String>>("m", &[0x07, 1]).is_err());
-        assert!(message_raw("m", &[TAG_MESSAGE, 0, 0, 9]).is_err());
     }
 }

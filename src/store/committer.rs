@@ -1,40 +1,37 @@
-//! Store internals, group commit: [`Filing`]s from many requests → one transaction
-//! each, applied in turn by the applier thread → made durable by one flush per round
-//! on the flusher thread → every request of the round answered.
+//! Store interface, group commit's front: a request's [`Filing`] → the engine's
+//! committer (a bounded channel) → the request waits for its [`Committed`] answer,
+//! which comes only once the filing is durable.
 //!
-//! The two threads overlap: while the flusher waits for the disk, the applier applies
-//! the filings that arrived meanwhile, and they share the next flush. The applier
-//! takes everything waiting as one batch: it appends the batch's raw messages to
-//! the raw-message log and fdatasyncs it *before* applying the transactions, so a
-//! record never reaches sled (whose own background flush may persist it at any
-//! time) pointing at bytes that are not on disk. Nothing is
-//! answered before the flush that covers it has returned.
+//! The engine behind decides how filings share the cost of durability (sled: one
+//! flush per round; PostgreSQL: one transaction per batch). [`InFlight`] tells it
+//! how many requests are still evaluating and may soon join a round.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Committed, Filing, PackedRaw, Store, StoreError};
 
-type Reply = tokio::sync::oneshot::Sender<Result<Committed, Arc<StoreError>>>;
-/// A filing's outcome, the generation of the database it was written to, and
-/// who waits for it.
-type Applied = (Result<Committed, StoreError>, u64, Reply);
+/// Where a filing's outcome goes.
+pub type Reply = tokio::sync::oneshot::Sender<Result<Committed, Arc<StoreError>>>;
 
-/// Most filings answered by one flush.
-const MAX_ROUND: usize = 1024;
+/// A filing on its way to the engine: the filing, its raw bytes packed on the
+/// request's thread, and who waits for the answer.
+pub type Job = (Filing, PackedRaw, Reply);
 
-/// Group-commit front of the store: filings are applied in turn and made durable
-/// by one flush per round.
+/// Filings waiting for the engine at most; a full channel blocks a pool thread.
+const QUEUE: usize = 4096;
+
+/// Group-commit front of the store; clone freely.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::SyncSender<(Filing, PackedRaw, Reply)>,
+    tx: mpsc::SyncSender<Job>,
     in_flight: Arc<AtomicUsize>,
 }
 
 /// Marks a request that is still evaluating and may soon submit a filing (so the
-/// flusher waits a little for it); drop it when the filing is submitted.
+/// committer waits a little for it); drop it when the filing is submitted.
 pub struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
@@ -44,24 +41,13 @@ impl Drop for InFlight {
 }
 
 impl Committer {
-    /// Starts the applier and flusher threads. `window` is the longest a round waits
-    /// for requests still being evaluated to join its flush.
+    /// Starts the store engine's committer. `window` is the longest a round waits
+    /// for requests still being evaluated to join it.
     pub fn start(store: Store, window: Duration) -> Committer {
-        let (tx, rx) = mpsc::sync_channel::<(Filing, PackedRaw, Reply)>(4096);
-        let (done_tx, done_rx) = mpsc::channel::<Vec<Applied>>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let applier_store = store.clone();
-        let spawned = std::thread::Builder::new()
-            .name("intake-apply".into())
-            .spawn(move || apply_loop(applier_store, rx, done_tx))
-            .and_then(|_| {
-                let waiting = in_flight.clone();
-                std::thread::Builder::new()
-                    .name("intake-flush".into())
-                    .spawn(move || flush_loop(store, done_rx, waiting, window))
-            });
-        if let Err(e) = spawned {
-            // The channels are closed with the threads that were not started:
+        if let Err(e) = store.start_committer(rx, in_flight.clone(), window) {
+            // The channel is closed with the threads that were not started:
             // every commit then fails with `CommitterGone` (503), nothing is lost.
             tracing::error!(error = %e, "cannot start the commit threads");
         }
@@ -74,13 +60,13 @@ impl Committer {
         InFlight(self.in_flight.clone())
     }
 
-    /// Files a message durably; resolves once it is flushed to disk.
+    /// Files a message durably; resolves once it is durable.
     ///
     /// # Errors
     /// The transaction or the flush failed; the committer is gone.
     pub async fn commit(&self, filing: Filing) -> Result<Committed, Arc<StoreError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // Compressed here, in parallel, not on the applier's serial path.
+        // Compressed here, in parallel, not on the committer's serial path.
         let packed = PackedRaw::pack(&filing.raw);
         // Usually there is room: no thread hop. The channel is bounded: when it is
         // full, block a pool thread, not the async worker.
@@ -115,118 +101,5 @@ impl Committer {
             .map_err(|_| Arc::new(StoreError::CommitterGone))?;
         rx.blocking_recv()
             .unwrap_or_else(|_| Err(Arc::new(StoreError::CommitterGone)))
-    }
-}
-
-/// Applies filings as they come; hands each batch (all that was waiting) to the flusher.
-fn apply_loop(
-    store: Store,
-    rx: mpsc::Receiver<(Filing, PackedRaw, Reply)>,
-    done: mpsc::Sender<Vec<Applied>>,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut items = Vec::with_capacity(64);
-        items.push(first);
-        while items.len() < MAX_ROUND {
-            match rx.try_recv() {
-                Ok(item) => items.push(item),
-                Err(_) => break,
-            }
-        }
-        let t0 = Instant::now();
-        let refs: Vec<(&Filing, &PackedRaw)> = items.iter().map(|(f, raw, _)| (f, raw)).collect();
-        let (generation, results) = store.apply_batch(&refs);
-        let store_us = t0.elapsed().as_micros() as u64;
-        let batch: Vec<Applied> = items
-            .into_iter()
-            .zip(results)
-            .map(|((_, _, reply), res)| {
-                let res = res.map(|mut c| {
-                    c.record.timings.store_us = store_us;
-                    c
-                });
-                (res, generation, reply)
-            })
-            .collect();
-        if done.send(batch).is_err() {
-            // The flusher is gone: the dropped replies answer `CommitterGone`.
-            return;
-        }
-    }
-}
-
-/// Flushes once for every batch applied so far (waiting up to `window` for requests
-/// still evaluating), then answers them all.
-fn flush_loop(
-    store: Store,
-    rx: mpsc::Receiver<Vec<Applied>>,
-    in_flight: Arc<AtomicUsize>,
-    window: Duration,
-) {
-    let mut round: Vec<Applied> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        let started = Instant::now();
-        round.extend(first);
-        loop {
-            match rx.try_recv() {
-                Ok(batch) => {
-                    round.extend(batch);
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => {}
-            }
-            // Others are still evaluating: wait a little for them to join this flush.
-            let left = window.saturating_sub(started.elapsed());
-            if in_flight.load(Ordering::SeqCst) == 0 || left.is_zero() || round.len() >= MAX_ROUND {
-                break;
-            }
-            match rx.recv_timeout(left.min(Duration::from_micros(200))) {
-                Ok(batch) => round.extend(batch),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        answer(&store, &mut round);
-    }
-}
-
-fn answer(store: &Store, round: &mut Vec<Applied>) {
-    let mut fault = round.iter().any(|(r, ..)| {
-        matches!(
-            r,
-            Err(StoreError::Sled { .. } | StoreError::RawLog { .. } | StoreError::Reopening)
-        )
-    });
-    // A round of re-deliveries only needs no flush: what they read was flushed
-    // by an earlier round (rounds are answered in order) or is in this one.
-    let flushed = if round
-        .iter()
-        .any(|(r, ..)| r.as_ref().is_ok_and(|c| !c.redelivery))
-    {
-        store.flush_generation().map_err(Arc::new)
-    } else {
-        store.t().map(|t| t.generation).map_err(Arc::new)
-    };
-    fault |= flushed.is_err();
-    for (res, generation, reply) in round.drain(..) {
-        let out = match (&flushed, res) {
-            (Err(e), Ok(_)) => {
-                tracing::error!(error = %e, "flush failed; the write may be lost");
-                Err(e.clone())
-            }
-            // Written to a database that failed and was reopened since: lost with
-            // it, so the sender must retry.
-            (Ok(now), Ok(_)) if *now != generation => Err(Arc::new(StoreError::Reopening)),
-            (_, res) => res.map_err(Arc::new),
-        };
-        let _ = reply.send(out);
-    }
-    if fault {
-        // sled refuses everything after an I/O error: reopen it, so that the
-        // service recovers by itself once the disk has room or is writable.
-        if let Err(e) = store.heal() {
-            tracing::warn!(error = %e, "store still unavailable");
-        }
     }
 }

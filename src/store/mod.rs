@@ -1,38 +1,39 @@
-//! Stage 5, store: a [`Filing`] (message + decision + reply intent) → sled, in one
-//! transaction per message, made durable by group commit before the hook answers.
+//! Stage 5, store: a [`Filing`] (message + decision + ticket change + reply intent)
+//! → one durable transaction, before the hook answers; and every later read and
+//! change of tickets, replies and keyed collections.
 //!
-//! [`Store`] is a cheap `Clone` handle with one typed accessor per tree. Writes go
-//! through the group committer ([`Committer`]): one thread applies each filing in its
-//! own multi-tree transaction (ticket numbers are allocated inside it, so a failed
-//! request never uses one up), another flushes once for everything applied so far,
-//! then every waiting request is answered. Reads go straight to sled.
+//! One interface, several engines. [`Store`] is a cheap `Clone` handle on an
+//! [`Engine`] (the trait every engine implements; the handle derefs to it), and
+//! [`Committer`] is the group-commit front that filings go through. Nothing outside
+//! this module names an engine:
 //!
-//! The raw message bytes are not kept in sled: they go to an append-only log of
-//! their own (`raw/NNNNNN.log`, see `rawlog`), made durable before the filing's
-//! transaction is applied, and the message record holds where they are.
+//! - `sled/` — the embedded default: sled trees and a raw-message log in one
+//!   directory, one process.
 //!
-//! Layout: `records` (the types), `codec` (value encoding and compression),
-//! `rawlog` (the raw-message log), `read` (look-ups), `filing` (the filing
-//! transaction, ticket changes), `outbox` (reply queue and sent log), `committer`
-//! (group commit).
+//! Shared here: `records` (the types the pipeline hands in and reads back),
+//! `codec` (value encoding and compression), `collections` (named keyed
+//! collections for kinds of data without a record type of their own: get, put,
+//! delete, ordered scans by prefix, expiry, counters, rate limits, and writes made
+//! atomically with a ticket change or a filing — see its docs for an example),
+//! `committer` (the group-commit front), `engine` (the trait).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use sled::transaction::ConflictableTransactionError;
 
 mod codec;
+mod collections;
 mod committer;
-mod filing;
-mod outbox;
-mod rawlog;
-mod read;
+mod engine;
 mod records;
+mod sled;
 
 pub use codec::PackedRaw;
-use codec::{dec, enc};
-pub use committer::{Committer, InFlight};
+pub use collections::{
+    time_key, validate_name, Collection, Entry, OnFiled, RateHit, Write, Writes,
+};
+pub use committer::{Committer, InFlight, Job, Reply};
+pub use engine::{Engine, TicketChange, Usage};
 pub use records::{
     Committed, Filing, MessageRecord, OutboxItem, ReplyIntent, SentRecord, Ticket, TicketEvent,
     Timings,
@@ -45,7 +46,7 @@ pub enum StoreError {
     Sled {
         op: &'static str,
         #[source]
-        source: sled::Error,
+        source: ::sled::Error,
     },
     #[error("raw-message log: {op} failed on {path}")]
     RawLog {
@@ -66,160 +67,35 @@ pub enum StoreError {
     NotLogged,
     #[error("the store is being reopened after a fault")]
     Reopening,
+    #[error("invalid collection name {0:?} (1-64 characters a-z, 0-9, _)")]
+    InvalidCollection(String),
     #[error(transparent)]
     Lifecycle(#[from] crate::lifecycle::LifecycleError),
 }
 
-impl StoreError {
-    fn sled(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
-        move |source| StoreError::Sled { op, source }
-    }
-}
-
-/// Handle on the sled database; clone freely.
-///
-/// The trees sit behind a swappable cell: sled poisons itself after an I/O error
-/// (a full or read-only disk), so [`Store::heal`] drops the poisoned database and
-/// opens it again from disk, and every clone of the handle carries on with the new one.
+/// Handle on the store; clone freely. Derefs to its [`Engine`].
 #[derive(Clone)]
 pub struct Store {
-    cell: Arc<std::sync::RwLock<Option<Arc<Trees>>>>,
-    path: std::path::PathBuf,
-    cache_bytes: u64,
-    last_heal: Arc<std::sync::Mutex<Option<Instant>>>,
-    first_number: u64,
+    engine: Arc<dyn Engine>,
 }
 
-/// The open database and its trees.
-struct Trees {
-    /// How many times the store was reopened before this database was opened: a
-    /// write is durable only if a flush of the same generation followed it.
-    generation: u64,
-    db: sled::Db,
-    /// sled's log file, opened once to fdatasync it after each flush (see
-    /// [`Store::flush`]).
-    log: std::fs::File,
-    /// The raw-message log (reopened with the database).
-    rawlog: rawlog::RawLog,
-    /// Where versions before the raw-message log kept raw bytes (read only).
-    raw: sled::Tree,
-    messages: sled::Tree,
-    dedup: sled::Tree,
-    tickets: sled::Tree,
-    thread: sled::Tree,
-    owners: sled::Tree,
-    senders: sled::Tree,
-    outbox: sled::Tree,
-    sent: sled::Tree,
-    replies: sled::Tree,
-    meta: sled::Tree,
-}
+impl std::ops::Deref for Store {
+    type Target = dyn Engine;
 
-/// Shortest pause between two attempts to reopen a failed store.
-const HEAL_INTERVAL: Duration = Duration::from_millis(250);
-
-const NEXT_TICKET: &[u8] = b"next_ticket";
-const NEXT_SEQ: &[u8] = b"next_seq";
-
-fn be(n: u64) -> [u8; 8] {
-    n.to_be_bytes()
-}
-
-fn ts_key(t: Timestamp) -> [u8; 8] {
-    // Offset so that instants before 1970 still sort correctly.
-    ((t.as_second() as i128 + (1i128 << 62)) as u64).to_be_bytes()
-}
-
-fn prefixed(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>());
-    k.extend_from_slice(prefix.as_bytes());
-    k.push(0);
-    for p in parts {
-        k.extend_from_slice(p);
+    fn deref(&self) -> &Self::Target {
+        &*self.engine
     }
-    k
-}
-
-/// Whether an error means the disk refuses writes (a fault that can clear by
-/// itself), as opposed to a lock, corruption or a wrong path.
-fn unwritable(e: &StoreError) -> bool {
-    use std::io::ErrorKind as K;
-    let io = match e {
-        StoreError::Sled {
-            source: sled::Error::Io(io),
-            ..
-        } => io,
-        StoreError::RawLog { source, .. } => source,
-        _ => return false,
-    };
-    matches!(
-        io.kind(),
-        K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded
-    )
-}
-
-fn read_u64(v: Option<sled::IVec>) -> Option<u64> {
-    v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-        .map(u64::from_be_bytes)
-}
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-fn abort<T>(e: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
-/// Whether the store at `path` was created with sled's own compression (by versions
-/// before values were compressed one by one): sled refuses to open it otherwise, so
-/// such a store keeps it. New stores are created without it.
-fn sled_compressed(path: &std::path::Path) -> bool {
-    // sled's `conf`: `key: value` lines, then a CRC32 (so not UTF-8 as a whole).
-    std::fs::read(path.join("conf")).is_ok_and(|conf| {
-        conf.split(|&b| b == b'\n')
-            .any(|l| l == b"use_compression: true")
-    })
-}
-
-fn open_trees(
-    path: &std::path::Path,
-    cache_bytes: u64,
-    generation: u64,
-) -> Result<Trees, StoreError> {
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_bytes.max(8 * 1024 * 1024))
-        .use_compression(sled_compressed(path))
-        .compression_factor(3)
-        .flush_every_ms(Some(1000))
-        .open()
-        .map_err(StoreError::sled("open"))?;
-    let t = |name: &str| db.open_tree(name).map_err(StoreError::sled("open tree"));
-    let log = std::fs::File::open(path.join("db")).map_err(|e| StoreError::Sled {
-        op: "open log",
-        source: sled::Error::Io(e),
-    })?;
-    let rawlog = rawlog::RawLog::open(path)?;
-    Ok(Trees {
-        generation,
-        log,
-        rawlog,
-        raw: t("raw")?,
-        messages: t("messages")?,
-        dedup: t("dedup")?,
-        tickets: t("tickets")?,
-        thread: t("thread")?,
-        owners: t("owners")?,
-        senders: t("senders")?,
-        outbox: t("outbox")?,
-        sent: t("sent")?,
-        replies: t("replies")?,
-        meta: t("meta")?,
-        db,
-    })
 }
 
 impl Store {
-    /// Opens (creating) the database under `path`.
+    /// A handle on an engine.
+    pub(crate) fn wrap(engine: impl Engine + 'static) -> Store {
+        Store {
+            engine: Arc::new(engine),
+        }
+    }
+
+    /// Opens (creating) the embedded store in the directory `path`.
     ///
     /// # Errors
     /// The directory cannot be created or opened (e.g. locked by another process).
@@ -228,19 +104,12 @@ impl Store {
         first_number: u64,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
-        let trees = open_trees(path, cache_bytes, 0)?;
-        Ok(Store {
-            cell: Arc::new(std::sync::RwLock::new(Some(Arc::new(trees)))),
-            path: path.to_owned(),
-            cache_bytes,
-            last_heal: Arc::default(),
-            first_number,
-        })
+        sled::SledStore::open(path, first_number, cache_bytes).map(Store::wrap)
     }
 
     /// Like [`Store::open`], except that a data directory which cannot be written
     /// yet (read-only file system, no space left, quota) gives a closed store:
-    /// every call answers [`StoreError::Reopening`] until [`Store::heal`] opens
+    /// every call answers [`StoreError::Reopening`] until [`Engine::heal`] opens
     /// it. The service then starts, reports itself not ready, refuses mail with
     /// 503 and recovers by itself once the directory is writable.
     ///
@@ -252,157 +121,73 @@ impl Store {
         first_number: u64,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
-        match Store::open(path, first_number, cache_bytes) {
-            Err(e) if unwritable(&e) => {
-                tracing::error!(path = %path.display(), error = %e, cause = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "data directory is not writable; refusing mail until it is");
-                Ok(Store {
-                    cell: Arc::new(std::sync::RwLock::new(None)),
-                    path: path.to_owned(),
-                    cache_bytes,
-                    last_heal: Arc::default(),
-                    first_number,
-                })
-            }
-            other => other,
-        }
+        sled::SledStore::open_or_closed(path, first_number, cache_bytes).map(Store::wrap)
     }
 
-    /// The open trees; an error while the store is being reopened.
-    fn t(&self) -> Result<Arc<Trees>, StoreError> {
-        self.cell
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(StoreError::Reopening)
-    }
-
-    /// After an I/O error: drops the (poisoned) database and opens it again from
-    /// disk, at most once per `HEAL_INTERVAL`. What was flushed before the fault is
-    /// there again; what was not was answered with an error and will be retried.
+    /// Changes one ticket in a transaction and durably: `change` edits the ticket
+    /// and returns the replies to queue (each indexed under its Message-ID, so
+    /// answers to it thread back) and a value for the caller.
     ///
     /// # Errors
-    /// The database cannot be opened yet (the fault persists).
-    pub fn heal(&self) -> Result<(), StoreError> {
-        {
-            let mut last = self.last_heal.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| at.elapsed() < HEAL_INTERVAL) {
-                return Err(StoreError::Reopening);
-            }
-            *last = Some(Instant::now());
-        }
-        let mut cell = self.cell.write().unwrap_or_else(|p| p.into_inner());
-        let generation = cell.as_ref().map_or(0, |t| t.generation) + 1;
-        // sled holds a file lock until every handle on the old database is gone;
-        // readers hold one only for the duration of a call.
-        if let Some(old) = cell.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            let mut old = Some(old);
-            // sled syncs its log file when the database is dropped and panics if
-            // that fails, unless one of its own writes failed before. A fault the
-            // raw-message log met first (a read-only file system) leaves sled
-            // unaware of it: make sled write once, so that it meets the fault too.
-            if let Some(o) = &old {
-                let _ = o.meta.insert(b"ready_probe", &be(0));
-                let _ = o.db.flush();
-            }
-            while let Some(o) = old.take() {
-                match Arc::try_unwrap(o) {
-                    Ok(trees) => release(trees),
-                    Err(shared) if Instant::now() < deadline => {
-                        old = Some(shared);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(shared) => release(shared),
-                }
-            }
-        }
-        let mut err = None;
-        for _ in 0..20 {
-            match open_trees(&self.path, self.cache_bytes, generation) {
-                Ok(trees) => {
-                    *cell = Some(Arc::new(trees));
-                    tracing::warn!(path = %self.path.display(), "store reopened after a fault");
-                    return Ok(());
-                }
-                Err(e) => {
-                    let locked = matches!(&e, StoreError::Sled { source: sled::Error::Io(io), .. } if io.kind() == std::io::ErrorKind::WouldBlock)
-                        || e.to_string().contains("lock")
-                        || format!("{e:?}").contains("lock");
-                    err = Some(e);
-                    if !locked {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }
-        Err(err.unwrap_or(StoreError::Reopening))
+    /// No such ticket; `change` refused (its error aborts everything); writes failed.
+    pub fn change_ticket<T, F>(&self, number: u64, change: F) -> Result<T, StoreError>
+    where
+        F: Fn(&mut Ticket) -> Result<(T, Vec<OutboxItem>), StoreError>,
+    {
+        self.change_ticket_with(number, |t, _| change(t))
     }
 
-    /// Makes everything written so far durable.
+    /// Like [`Store::change_ticket`], and `change` may add collection writes that
+    /// are applied in the same transaction (a webhook delivery of the change).
     ///
     /// # Errors
-    /// The fsync failed (disk full, read-only file system).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.flush_generation().map(|_| ())
-    }
-
-    /// Flushes, and tells which generation of the database it made durable (see
-    /// [`Store::heal`]): writes made on an earlier one were lost with it.
-    fn flush_generation(&self) -> Result<u64, StoreError> {
-        let t = self.t()?;
-        t.db.flush().map_err(StoreError::sled("flush"))?;
-        // sled 0.34 makes its log writes stable on Linux with sync_file_range,
-        // which commits neither the file's metadata (its new size, the blocks just
-        // allocated to it) nor the disk's cache; only its own periodic fsync, once
-        // a second, does. An OS crash or a file system error lost mail acknowledged
-        // in that second (tests/it/storage.rs). fdatasync on the log file closes it.
-        t.log.sync_data().map_err(|e| StoreError::Sled {
-            op: "fsync",
-            source: sled::Error::Io(e),
+    /// As [`Store::change_ticket`].
+    pub fn change_ticket_with<T, F>(&self, number: u64, change: F) -> Result<T, StoreError>
+    where
+        F: Fn(&mut Ticket, &mut Writes) -> Result<(T, Vec<OutboxItem>), StoreError>,
+    {
+        let mut out = None;
+        self.engine.change_ticket_dyn(number, &mut |t, w| {
+            let (v, items) = change(t, w)?;
+            out = Some(v);
+            Ok(items)
         })?;
-        Ok(t.generation)
+        // The engine returns Ok only after `change` succeeded at least once.
+        out.ok_or(StoreError::NoSuchTicket(number))
     }
 
-    /// Whether the database answers reads and writes (for `/readyz`).
+    /// One keyed collection (see `collections`).
     ///
-    /// The probe is flushed: a full or read-only disk only shows when sled writes.
-    /// A failed probe tries to reopen the store (see [`Store::heal`]) and probes again.
-    pub fn check(&self) -> Result<(), StoreError> {
-        let probe = || -> Result<(), StoreError> {
-            self.t()?
-                .meta
-                .insert(b"ready_probe", &be(Timestamp::now().as_second() as u64))
-                .map_err(StoreError::sled("probe"))?;
-            self.flush()
-        };
-        probe().or_else(|e| match self.heal() {
-            Ok(()) => probe(),
-            Err(_) => Err(e),
-        })
+    /// # Errors
+    /// The name is not a valid collection name.
+    pub fn collection(&self, name: &str) -> Result<Collection, StoreError> {
+        Collection::new(self.clone(), name)
+    }
+
+    /// Applies a batch of collection writes atomically and durably.
+    ///
+    /// # Errors
+    /// Write failures; an invalid collection name (nothing is written).
+    pub fn write(&self, writes: &Writes) -> Result<(), StoreError> {
+        writes.validate()?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.engine.kv_write(writes)
     }
 }
 
-/// Drops a failed database (or a handle on it); a panic in sled's drop (its final
-/// sync failing) must not take the committer's thread with it.
-fn release<T>(trees: T) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(trees))).is_err() {
-        tracing::error!("closing the failed database panicked; unflushed writes are lost");
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine.name())
+            .finish_non_exhaustive()
     }
 }
 
-/// Index key of an owner's tickets about one normalised core subject.
-fn about_key(owner_key: &str, subject_norm: &str) -> String {
-    let h = blake3::hash(subject_norm.as_bytes());
-    let hex: String = h.as_bytes()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("about:{owner_key}:{hex}")
-}
-
-fn queue_key(due: Timestamp, key: &[u8]) -> Vec<u8> {
-    let mut k = ts_key(due).to_vec();
+/// Position of a reply in the queue: its due time, then its identity.
+pub(crate) fn queue_key(due: Timestamp, key: &[u8]) -> Vec<u8> {
+    let mut k = time_key(due).to_vec();
     k.extend_from_slice(key);
     k
 }
@@ -416,11 +201,5 @@ pub fn normalise_id(id: &str) -> String {
         .to_owned()
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

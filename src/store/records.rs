@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::queue_key;
+use super::{queue_key, OnFiled, Writes};
 use crate::decision::{Decision, Status};
 use crate::facts::Envelope;
 use crate::sla::SlaDue;
@@ -90,6 +90,21 @@ pub struct Filing {
     pub replies_per_day: u32,
     /// Domain for generated Message-IDs of replies.
     pub reply_domain: String,
+    /// Collection writes made in the filing's transaction (not for a re-delivery).
+    pub writes: Writes,
+    /// Collection writes that need the filed record, made in the same transaction.
+    pub on_filed: Option<OnFiled>,
+}
+
+impl Filing {
+    /// Every collection write of this filing once its record is known.
+    pub fn writes_for(&self, record: &MessageRecord) -> Writes {
+        let mut w = self.writes.clone();
+        if let Some(hook) = &self.on_filed {
+            w.extend(hook.writes(record));
+        }
+        w
+    }
 }
 
 /// A reply to send: rendered by the outbox at send time from these values.

@@ -1,14 +1,12 @@
-//! Store internals, reads: look-ups by key and index ranges, straight from sled
+//! sled engine, reads: look-ups by key and index ranges, straight from sled
 //! (no committer involved): records, raw bytes, tickets and their indexes.
 
 use jiff::Timestamp;
 
-use super::{
-    about_key, be, codec, dec, normalise_id, prefixed, read_u64, ts_key, MessageRecord, Store,
-    StoreError, Ticket,
-};
+use super::{about_key, be, dec, prefixed, read_u64, sled_err, ts_key, value, SledStore};
+use crate::store::{normalise_id, MessageRecord, StoreError, Ticket};
 
-impl Store {
+impl SledStore {
     /// The message filed under a dedup key, if any.
     ///
     /// # Errors
@@ -18,7 +16,7 @@ impl Store {
             self.t()?
                 .dedup
                 .get(dedup_key)
-                .map_err(StoreError::sled("read dedup"))?,
+                .map_err(sled_err("read dedup"))?,
         ) {
             Some(seq) => self.message(seq),
             None => Ok(None),
@@ -33,7 +31,7 @@ impl Store {
         self.t()?
             .messages
             .get(be(seq))
-            .map_err(StoreError::sled("read message"))?
+            .map_err(sled_err("read message"))?
             .map(|b| dec("messages", &b))
             .transpose()
     }
@@ -46,22 +44,18 @@ impl Store {
     /// ([`StoreError::Corrupt`]).
     pub fn raw_message(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.t()?;
-        let Some(value) = t
-            .messages
-            .get(be(seq))
-            .map_err(StoreError::sled("read message"))?
-        else {
+        let Some(value) = t.messages.get(be(seq)).map_err(sled_err("read message"))? else {
             return Ok(None);
         };
-        match codec::message_raw("messages", &value)? {
-            Some(codec::RawSection::Logged(at)) => return t.rawlog.read(at).map(Some),
-            Some(codec::RawSection::Inline(raw)) => return Ok(Some(raw)),
+        match value::message_raw("messages", &value)? {
+            Some(value::RawSection::Logged(at)) => return t.rawlog.read(at).map(Some),
+            Some(value::RawSection::Inline(raw)) => return Ok(Some(raw)),
             None => {}
         }
         // Written by an earlier version: the raw bytes have their own tree.
         Ok(t.raw
             .get(be(seq))
-            .map_err(StoreError::sled("read raw"))?
+            .map_err(sled_err("read raw"))?
             .map(|v| v.to_vec()))
     }
 
@@ -73,7 +67,7 @@ impl Store {
         self.t()?
             .tickets
             .get(be(number))
-            .map_err(StoreError::sled("read ticket"))?
+            .map_err(sled_err("read ticket"))?
             .map(|b| dec("tickets", &b))
             .transpose()
     }
@@ -88,7 +82,7 @@ impl Store {
             self.t()?
                 .thread
                 .get(key.as_bytes())
-                .map_err(StoreError::sled("read thread"))?,
+                .map_err(sled_err("read thread"))?,
         ))
     }
 
@@ -135,7 +129,7 @@ impl Store {
     fn indexed_tickets(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
         for item in self.t()?.owners.range(start..end) {
-            let (k, _) = item.map_err(StoreError::sled("scan owners"))?;
+            let (k, _) = item.map_err(sled_err("scan owners"))?;
             let Some(num) = k
                 .get(k.len().saturating_sub(8)..)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -174,24 +168,10 @@ impl Store {
             if n >= limit {
                 break;
             }
-            item.map_err(StoreError::sled("scan senders"))?;
+            item.map_err(sled_err("scan senders"))?;
             n += 1;
         }
         Ok(n)
-    }
-
-    /// Messages of a ticket, oldest first.
-    ///
-    /// # Errors
-    /// Read failures and corrupt records.
-    pub fn ticket_messages(&self, ticket: &Ticket) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut out = Vec::with_capacity(ticket.messages.len());
-        for seq in &ticket.messages {
-            if let Some(m) = self.message(*seq)? {
-                out.push(m);
-            }
-        }
-        Ok(out)
     }
 
     /// Every ticket, in number order (staff lists, overdue scans).
@@ -203,7 +183,7 @@ impl Store {
             .tickets
             .iter()
             .map(|r| {
-                let (_, v) = r.map_err(StoreError::sled("scan tickets"))?;
+                let (_, v) = r.map_err(sled_err("scan tickets"))?;
                 dec("tickets", &v)
             })
             .collect()
@@ -221,17 +201,5 @@ impl Store {
         out.sort_by_key(|t| std::cmp::Reverse(t.number));
         out.dedup_by_key(|t| t.number);
         Ok(out)
-    }
-
-    /// A named tree of the same database, for modules that keep their own
-    /// records (the portal's sign-in links and sessions).
-    ///
-    /// # Errors
-    /// sled cannot open the tree.
-    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        self.t()?
-            .db
-            .open_tree(name)
-            .map_err(StoreError::sled("open tree"))
     }
 }

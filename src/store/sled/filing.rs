@@ -1,4 +1,4 @@
-//! Store internals, writes: a [`Filing`] → one multi-tree transaction (message,
+//! sled engine, writes: a [`Filing`] → one multi-tree transaction (message,
 //! ticket, indexes, queued reply), and staff changes to one ticket. No flush here:
 //! the committer makes them durable.
 
@@ -8,41 +8,45 @@ use sled::Transactional;
 
 use super::rawlog::RawRef;
 use super::{
-    abort, about_key, be, codec, dec, enc, normalise_id, prefixed, queue_key, read_u64, ts_key,
-    Committed, Filing, MessageRecord, OutboxItem, PackedRaw, Store, StoreError, Ticket,
-    TicketEvent, TxResult, NEXT_SEQ, NEXT_TICKET,
+    abort, about_key, be, dec, enc, kv, prefixed, read_u64, ts_key, value, SledStore, TxResult,
+    NEXT_SEQ, NEXT_TICKET,
 };
 use crate::decision::{Outcome, Status};
+use crate::store::{
+    normalise_id, queue_key, Committed, Filing, MessageRecord, OutboxItem, PackedRaw, StoreError,
+    Ticket, TicketChange, TicketEvent, Writes,
+};
 
-impl Store {
-    /// Changes one ticket in a transaction and durably: `change` edits the ticket
-    /// and returns the replies to queue (each indexed in the thread tree under its
-    /// Message-ID, so answers to it thread back) and a value for the caller.
-    ///
-    /// # Errors
-    /// No such ticket; `change` refused (its error aborts everything); writes failed.
-    pub fn change_ticket<T, F>(&self, number: u64, change: F) -> Result<T, StoreError>
-    where
-        F: Fn(&mut Ticket) -> Result<(T, Vec<OutboxItem>), StoreError>,
-    {
+impl SledStore {
+    /// Changes one ticket in a transaction and durably (see
+    /// [`Engine::change_ticket_dyn`](crate::store::Engine::change_ticket_dyn)).
+    pub(super) fn change_ticket_dyn(
+        &self,
+        number: u64,
+        change: &mut TicketChange<'_>,
+    ) -> Result<(), StoreError> {
         let trees = self.t()?;
-        let res = (&trees.tickets, &trees.outbox, &trees.thread).transaction(
-            |(tickets, outbox, thread)| {
+        // sled may run the transaction again on a conflict; `change` is FnMut.
+        let change = std::cell::RefCell::new(change);
+        let res = (&trees.tickets, &trees.outbox, &trees.thread, &trees.kv).transaction(
+            |(tickets, outbox, thread, kv_tree)| {
                 let Some(bytes) = tickets.get(be(number))? else {
                     return abort(StoreError::NoSuchTicket(number));
                 };
                 let mut ticket: Ticket = dec("tickets", &bytes).or_else(abort)?;
-                let (out, items) = change(&mut ticket).or_else(abort)?;
+                let mut writes = Writes::new();
+                let items = (change.borrow_mut())(&mut ticket, &mut writes).or_else(abort)?;
                 for item in &items {
                     outbox.insert(item.queue_key.as_slice(), enc(item))?;
                     thread.insert(normalise_id(&item.message_id).as_bytes(), &be(number))?;
                 }
+                kv::apply(kv_tree, &writes)?;
                 tickets.insert(&be(number), enc(&ticket))?;
-                Ok(out)
+                Ok(())
             },
         );
-        let out = match res {
-            Ok(v) => v,
+        match res {
+            Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(source)) => {
                 return Err(StoreError::Sled {
@@ -50,9 +54,8 @@ impl Store {
                     source,
                 })
             }
-        };
-        self.flush()?;
-        Ok(out)
+        }
+        self.flush()
     }
 
     /// Applies one filing (no flush), compressing its raw bytes here.
@@ -161,6 +164,7 @@ fn apply_one(
         &t.outbox,
         &t.replies,
         &t.meta,
+        &t.kv,
     ];
     let res = trees
         .as_slice()
@@ -181,7 +185,8 @@ fn apply_tx(
     at: Option<RawRef>,
     first_number: u64,
 ) -> TxResult<Committed> {
-    let [messages, dedup, tickets, thread, owners, senders, outbox, replies, meta] = t else {
+    let [messages, dedup, tickets, thread, owners, senders, outbox, replies, meta, kv_tree] = t
+    else {
         return abort(StoreError::Corrupt {
             tree: "transaction",
             message: "wrong tree count".into(),
@@ -350,7 +355,8 @@ fn apply_tx(
         reply_message_id,
         reply_suppressed,
     };
-    messages.insert(&be(seq), codec::enc_message(&record, at))?;
+    kv::apply(kv_tree, &f.writes_for(&record))?;
+    messages.insert(&be(seq), value::enc_message(&record, at))?;
     dedup.insert(f.dedup_key.as_slice(), &be(seq))?;
     Ok(Committed {
         record,

@@ -1,13 +1,14 @@
-//! Store internals, the reply queue: queued replies ordered by due time → the sent
+//! sled engine, the reply queue: queued replies ordered by due time → the sent
 //! log, each move made durable.
 
 use jiff::Timestamp;
 use sled::transaction::TransactionError;
 use sled::Transactional;
 
-use super::{dec, enc, queue_key, OutboxItem, SentRecord, Store, StoreError};
+use super::{dec, enc, sled_err, SledStore};
+use crate::store::{queue_key, OutboxItem, SentRecord, StoreError};
 
-impl Store {
+impl SledStore {
     /// Every queued reply, oldest first.
     ///
     /// # Errors
@@ -17,7 +18,7 @@ impl Store {
             .outbox
             .iter()
             .map(|r| {
-                let (_, v) = r.map_err(StoreError::sled("scan outbox"))?;
+                let (_, v) = r.map_err(sled_err("scan outbox"))?;
                 dec("outbox", &v)
             })
             .collect()
@@ -28,12 +29,7 @@ impl Store {
     /// # Errors
     /// Read failures and corrupt records.
     pub fn next_due(&self, now: Timestamp) -> Result<Option<OutboxItem>, StoreError> {
-        let Some(first) = self
-            .t()?
-            .outbox
-            .first()
-            .map_err(StoreError::sled("read outbox"))?
-        else {
+        let Some(first) = self.t()?.outbox.first().map_err(sled_err("read outbox"))? else {
             return Ok(None);
         };
         let item: OutboxItem = dec("outbox", &first.1)?;
@@ -57,7 +53,7 @@ impl Store {
         self.t()?
             .outbox
             .apply_batch(batch)
-            .map_err(StoreError::sled("reschedule"))?;
+            .map_err(sled_err("reschedule"))?;
         self.flush()
     }
 
@@ -97,7 +93,7 @@ impl Store {
             .sent
             .iter()
             .map(|r| {
-                let (_, v) = r.map_err(StoreError::sled("scan sent"))?;
+                let (_, v) = r.map_err(sled_err("scan sent"))?;
                 dec("sent", &v)
             })
             .collect()
@@ -111,7 +107,7 @@ impl Store {
         self.t()?
             .outbox
             .insert(item.queue_key.as_slice(), enc(item))
-            .map_err(StoreError::sled("enqueue"))?;
+            .map_err(sled_err("enqueue"))?;
         self.flush()
     }
 }

@@ -1,4 +1,4 @@
-//! Store internals, raw-message log: packed raw messages ([`PackedRaw`]) → an
+//! sled engine, raw-message log: packed raw messages ([`PackedRaw`]) → an
 //! append-only file under the data directory → a [`RawRef`] that the message record
 //! in sled keeps instead of the bytes.
 //!
@@ -35,8 +35,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::codec::PackedRaw;
-use super::StoreError;
+use crate::store::codec::PackedRaw;
+use crate::store::StoreError;
 
 const MAGIC: &[u8; 4] = b"IRL1";
 const HEADER: usize = 16;
@@ -233,6 +233,24 @@ impl RawLog {
             return Err(corrupt(&path, at, "checksum mismatch"));
         }
         PackedRaw::unpack(TREE, payload)
+    }
+
+    /// The segments and their bytes on disk (entries are not counted: `entries` is
+    /// the number of segments).
+    pub(super) fn usage(&self) -> Result<crate::store::Usage, StoreError> {
+        let (mut entries, mut bytes) = (0, 0);
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
+            let entry = entry.map_err(io_err("list", &self.dir))?;
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                entries += 1;
+                bytes += entry.metadata().map_err(io_err("stat", &self.dir))?.len();
+            }
+        }
+        Ok(crate::store::Usage {
+            name: "raw log segments".into(),
+            entries,
+            bytes,
+        })
     }
 
     fn reader(&self, segment: u32) -> Result<Arc<File>, StoreError> {
