@@ -374,6 +374,16 @@ fn test(
         scores.retain(|s| &s.code == code);
     }
     writeln!(out, "\n{}", crate::scoring::render(&scores))?;
+    let misses = crate::scoring::render_misses(&scores);
+    if !misses.is_empty() {
+        writeln!(out, "{misses}")?;
+    }
+    let (exact, steps) = crate::scoring::steps_exact(&results);
+    writeln!(
+        out,
+        "{exact} of {steps} steps exact ({:.1}%)",
+        100.0 * exact as f64 / steps.max(1) as f64
+    )?;
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS

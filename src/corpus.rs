@@ -54,6 +54,8 @@ pub struct Actual {
     pub reply: String,
     pub ticket: Option<u64>,
     pub details: Vec<String>,
+    /// Language of the decision's reply (`ru`/`en`).
+    pub lang: String,
 }
 
 /// The result of one case.
@@ -311,6 +313,7 @@ pub fn actual_of(record: &MessageRecord) -> Actual {
             .iter()
             .map(|f| format!("{} ({}): {}", f.code, f.rule, f.detail))
             .collect(),
+        lang: d.lang.clone(),
     }
 }
 
