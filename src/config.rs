@@ -120,12 +120,18 @@ impl Default for RawStore {
 struct RawRules {
     path: PathBuf,
     watch: bool,
+    max_eval_ms: u64,
+    eval_threads: Option<usize>,
+    eval_queue: usize,
 }
 impl Default for RawRules {
     fn default() -> Self {
         RawRules {
             path: "./rules".into(),
             watch: true,
+            max_eval_ms: 200,
+            eval_threads: None,
+            eval_queue: 64,
         }
     }
 }
@@ -252,6 +258,13 @@ pub struct Config {
     pub cache_bytes: u64,
     pub rules_path: PathBuf,
     pub rules_watch: bool,
+    /// Wall-clock budget of one message's evaluation (`rules.max_eval_ms`).
+    pub max_eval: Duration,
+    /// Threads of the evaluation pool (`rules.eval_threads`, default: one per core).
+    pub eval_threads: usize,
+    /// Messages that may wait for an evaluation thread (`rules.eval_queue`);
+    /// past that the hook answers 503 `overloaded`.
+    pub eval_queue: usize,
     pub contracts_file: PathBuf,
     pub smtp_relay: String,
     pub smtp_from: String,
@@ -347,6 +360,15 @@ impl Config {
                 format!("{:?} is not an address", raw.smtp.from),
             ));
         }
+        if raw.rules.max_eval_ms == 0 || raw.rules.max_eval_ms > 60_000 {
+            return Err(invalid("rules.max_eval_ms", "must be 1 to 60000"));
+        }
+        if raw.rules.eval_threads == Some(0) || raw.rules.eval_queue == 0 {
+            return Err(invalid(
+                "rules.eval_threads",
+                "rules.eval_threads and rules.eval_queue must be at least 1",
+            ));
+        }
         let secret = |s: Option<String>| s.filter(|t| !t.is_empty()).map(Secret);
         Ok(Config {
             listen,
@@ -361,6 +383,11 @@ impl Config {
             cache_bytes: raw.store.cache_mb * 1024 * 1024,
             rules_path: raw.rules.path,
             rules_watch: raw.rules.watch,
+            max_eval: Duration::from_millis(raw.rules.max_eval_ms),
+            eval_threads: raw.rules.eval_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
+            eval_queue: raw.rules.eval_queue,
             contracts_file: raw.contracts.file,
             smtp_relay: raw.smtp.relay,
             smtp_from: raw.smtp.from,

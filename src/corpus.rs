@@ -195,6 +195,9 @@ impl Runner {
             sla: Arc::new(self.config.sla.clone()),
             replies_per_day: self.config.replies_per_day,
             reply_from: self.config.smtp_from.to_lowercase(),
+            limits: crate::policy::Limits {
+                max_eval: self.config.max_eval,
+            },
         })
     }
 

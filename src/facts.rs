@@ -159,6 +159,22 @@ impl FactsConfig {
     }
 }
 
+/// Longest subject scripts see, in bytes (cut at a character boundary): a
+/// description is a line (RFC 5322 allows 998 characters), and a megabyte of
+/// subject must not make the rules that read it run out of budget.
+pub const MAX_SUBJECT: usize = 16 * 1024;
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Builds the facts of one message.
 pub fn extract_facts(
     mail: &ParsedMail,
@@ -169,8 +185,9 @@ pub fn extract_facts(
     cfg: &FactsConfig,
 ) -> Facts {
     let from = mail.from.clone().unwrap_or_default();
+    let subject = cut(&mail.subject, MAX_SUBJECT);
     let text_new = text::strip_quoted(&mail.text);
-    let client_ids = cfg.client_ids(&[&mail.subject, &mail.text]);
+    let client_ids = cfg.client_ids(&[subject, &mail.text]);
     let contract = client_ids
         .iter()
         .find_map(|id| contracts.by_client_id(id))
@@ -181,7 +198,7 @@ pub fn extract_facts(
         contracts.for_sender(&from.address).cloned()
     };
     let (cyr, lat) = text::lang::letters(&text_new);
-    let (scyr, slat) = text::lang::letters(&mail.subject);
+    let (scyr, slat) = text::lang::letters(subject);
     let lang = if cyr + lat + scyr + slat == 0 {
         contract
             .as_ref()
@@ -191,7 +208,7 @@ pub fn extract_facts(
     } else if cyr + lat > 0 {
         text::detect_lang(&text_new).to_owned()
     } else {
-        text::detect_lang(&mail.subject).to_owned()
+        text::detect_lang(subject).to_owned()
     };
     Facts {
         from: from.address,
@@ -203,9 +220,9 @@ pub fn extract_facts(
             .unwrap_or_default(),
         to: mail.to.clone(),
         cc: mail.cc.clone(),
-        subject: mail.subject.clone(),
-        subject_core: cfg.subject_core(&mail.subject),
-        ticket_ref: cfg.ticket_ref(&mail.subject),
+        subject: subject.to_owned(),
+        subject_core: cfg.subject_core(subject),
+        ticket_ref: cfg.ticket_ref(subject),
         message_id: mail.message_id.clone().unwrap_or_default(),
         in_reply_to: mail.in_reply_to.clone(),
         references: mail.references.clone(),

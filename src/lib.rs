@@ -49,5 +49,9 @@ pub mod text;
 /// spends a large share of the time (see benches/RESULTS.md). Declared in the
 /// library so the server, the tests, the benches and the examples all measure the
 /// same allocator.
+///
+/// Wrapped by [`policy::budget::Metered`], which counts the bytes a thread holds
+/// while it evaluates a message (the sandbox's memory ceiling).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: policy::budget::Metered<mimalloc::MiMalloc> =
+    policy::budget::Metered(mimalloc::MiMalloc);

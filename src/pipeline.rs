@@ -33,6 +33,8 @@ pub struct Pipeline {
     pub replies_per_day: u32,
     /// Our own sender address: never replied to.
     pub reply_from: String,
+    /// The sandbox's budget of one evaluation (`rules.max_eval_ms`).
+    pub limits: policy::Limits,
 }
 
 /// The result of the synchronous part.
@@ -242,11 +244,12 @@ impl Pipeline {
         let t_facts = t1.elapsed();
         let t2 = Instant::now();
         let rules = self.rules.current();
-        let evaluation = policy::evaluate(
+        let evaluation = policy::evaluate_with(
             &rules,
             facts.clone(),
             Arc::new(StoreLookups(self.store.clone())),
             &self.contracts,
+            &self.limits,
         );
         let t_policy = t2.elapsed();
         let filing = self.filing(

@@ -38,6 +38,8 @@ pub struct AppState {
     pub tag_prefix: String,
     /// Longest wait for a request body (slow or stalled clients get 408).
     pub body_timeout: std::time::Duration,
+    /// Where posted messages are evaluated (never on the HTTP workers).
+    pub eval_pool: super::evalpool::EvalPool,
 }
 
 /// A built, bound service, not yet running.
@@ -126,6 +128,9 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         sla: Arc::new(config.sla.clone()),
         replies_per_day: config.replies_per_day,
         reply_from: config.smtp_from.to_lowercase(),
+        limits: crate::policy::Limits {
+            max_eval: config.max_eval,
+        },
     })
 }
 
@@ -155,6 +160,8 @@ impl App {
             clock,
             tag_prefix: config.tag_prefix.clone(),
             body_timeout: config.request_timeout,
+            eval_pool: super::evalpool::EvalPool::start(config.eval_threads, config.eval_queue)
+                .context("cannot start the evaluation threads")?,
         });
         let portal = web::Data::new(crate::portal::Portal::new(
             &state.pipeline,

@@ -30,6 +30,8 @@ pub enum ApiError {
         message: String,
         diagnostics: Vec<String>,
     },
+    #[error("every evaluation thread is busy; retry later")]
+    Overloaded,
     #[error("the store is not available; retry later")]
     StoreUnavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Conflict(_) => "conflict",
             ApiError::RulesInvalid { .. } => "rules_invalid",
+            ApiError::Overloaded => "overloaded",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -68,7 +71,7 @@ impl ResponseError for ApiError {
             }
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,7 +89,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if matches!(self, ApiError::StoreUnavailable(_)) {
+        if matches!(self, ApiError::StoreUnavailable(_) | ApiError::Overloaded) {
             resp.insert_header(("Retry-After", "5"));
         }
         resp.json(body)

@@ -13,10 +13,6 @@ use crate::facts::Envelope;
 use crate::pipeline::Prepared;
 use crate::store::MessageRecord;
 
-/// Messages up to this size are evaluated on the async worker itself (the policy is
-/// bounded by the engine's operation limits); larger ones on the blocking pool.
-const INLINE_EVALUATION_MAX: usize = 64 * 1024;
-
 /// Routes of the service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/messages", web::post().to(post_message))
@@ -155,19 +151,19 @@ async fn post_message(
     let env = envelope(&req);
     let received_at = (state.clock)();
     let guard = state.pipeline.committer.begin();
-    // An ordinary message is evaluated right here (~0.1 ms: parse, facts, policy):
-    // a hop to the blocking pool and back costs more than that on a busy machine.
-    // A large one goes to the pool, so it cannot hold up the other requests of this
-    // worker.
-    let prepared = if raw.len() <= INLINE_EVALUATION_MAX {
-        state.pipeline.prepare(raw, env, received_at)
-    } else {
-        let pipeline = state.pipeline.clone();
-        web::block(move || pipeline.prepare(raw, env, received_at))
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("evaluation task failed: {e}")))?
-    }
-    .map_err(|e| ApiError::StoreUnavailable(e.into()))?;
+    // Every message is evaluated on the evaluation pool, never on this HTTP
+    // worker: a policy that uses its whole budget on every message must not leave
+    // the other requests unanswered (evalpool.rs).
+    let pipeline = state.pipeline.clone();
+    let prepared = state
+        .eval_pool
+        .run(move || pipeline.prepare(raw, env, received_at))
+        .await
+        .map_err(|e| match e {
+            super::evalpool::PoolError::Overloaded => ApiError::Overloaded,
+            e => ApiError::Internal(anyhow::anyhow!(e)),
+        })?
+        .map_err(|e| ApiError::StoreUnavailable(e.into()))?;
     if let Prepared::New { evaluation, .. } = &prepared {
         crate::metrics::record_evaluation(evaluation);
     }

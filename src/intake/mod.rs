@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod error;
+pub mod evalpool;
 pub mod handlers;
 pub mod reload;
 pub mod tickets;

@@ -21,7 +21,13 @@ use crate::facts::Facts;
 use crate::store::Ticket;
 use crate::text::{self, WordLists};
 
+use super::budget::charge;
 use super::probe::{self, line_col};
+
+/// Most matches `list_match` and words `list_unmatched` return: each distinct
+/// (entry, word) once, in text order. Rules look at the first few; a message
+/// that repeats a word thousands of times cannot blow a script's size limits.
+pub const MAX_MATCHES: usize = 64;
 
 /// Read-only store look-ups available to scripts.
 pub trait Lookups: Send + Sync {
@@ -94,6 +100,21 @@ pub fn set_rule(rule: &str) {
     CTX.with(|c| {
         if let Some(ctx) = c.borrow_mut().as_mut() {
             rule.clone_into(&mut ctx.rule);
+        }
+    });
+}
+
+/// Records a finding of the engine itself (`policy_error`) for the decide script.
+pub fn record_finding(code: &str, detail: &str) {
+    CTX.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            ctx.findings.retain(|f| f.code != code);
+            ctx.findings.push(Finding {
+                code: code.to_owned(),
+                rule: ctx.rule.clone(),
+                detail: detail.to_owned(),
+                ticket: None,
+            });
         }
     });
 }
@@ -217,16 +238,13 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "references" => strings(&f.references),
         "text" => s(&f.text),
         "text_new" => s(&f.text_new),
+        // Each one an `Attachment` value (`a.name`, `a.mime`, `a.size`), not an
+        // object map: a message with thousands of parts stays within the map limit.
         "attachments" => Dynamic::from_array(
             f.attachments
                 .iter()
-                .map(|a| {
-                    let mut am = Map::new();
-                    am.insert("name".into(), s(&a.name));
-                    am.insert("mime".into(), s(&a.mime));
-                    am.insert("size".into(), Dynamic::from_int(a.size as INT));
-                    Dynamic::from_map(am)
-                })
+                .take(super::engine::limits::MAX_ARRAY)
+                .map(|a| Dynamic::from(a.clone()))
                 .collect(),
         ),
         "lang" => s(&f.lang),
@@ -356,18 +374,43 @@ pub fn register(engine: &mut Engine) {
     for (index, &name) in MSG_FIELDS.iter().enumerate() {
         engine.register_get(name, move |m: &mut Msg| m.get(index));
     }
-    engine.register_fn("header", |m: &mut Msg, name: &str| -> Dynamic {
-        m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT)
+    engine.register_type_with_name::<crate::parse::Attachment>("Attachment");
+    engine.register_get("name", |a: &mut crate::parse::Attachment| s(&a.name));
+    engine.register_get("mime", |a: &mut crate::parse::Attachment| s(&a.mime));
+    engine.register_get("size", |a: &mut crate::parse::Attachment| a.size as INT);
+    engine.register_fn("header", |m: &mut Msg, name: &str| -> Res<Dynamic> {
+        charge(m.0.facts.headers.len() * 32)?;
+        Ok(m.0.facts.header(name).map(s).unwrap_or(Dynamic::UNIT))
     });
-    engine.register_fn("headers", |m: &mut Msg, name: &str| -> Array {
+    engine.register_fn("headers", |m: &mut Msg, name: &str| -> Res<Array> {
+        charge(m.0.facts.headers.len() * 32)?;
         let name = name.to_ascii_lowercase();
-        m.0.facts
+        Ok(m.0
+            .facts
             .headers
             .iter()
             .filter(|(n, _)| *n == name)
             .map(|(_, v)| s(v))
-            .collect()
+            .collect())
     });
+    engine.register_fn(
+        "has_attachment",
+        |m: &mut Msg, mime_prefixes: Array, name_suffixes: Array| -> Res<bool> {
+            let atts = &m.0.facts.attachments;
+            charge(atts.len() * 64)?;
+            let strs = |a: &Array| -> Vec<String> {
+                a.iter()
+                    .filter_map(|d| d.read_lock::<ImmutableString>().map(|x| x.to_string()))
+                    .collect()
+            };
+            let (mimes, exts) = (strs(&mime_prefixes), strs(&name_suffixes));
+            Ok(atts.iter().any(|a| {
+                let name = a.name.to_lowercase();
+                mimes.iter().any(|p| a.mime.starts_with(p.as_str()))
+                    || exts.iter().any(|e| name.ends_with(e.as_str()))
+            }))
+        },
+    );
 
     // Findings.
     engine.register_fn("flag", |code: &str, detail: &str| flag(code, detail, None));
@@ -446,6 +489,7 @@ pub fn register(engine: &mut Engine) {
 
     // Word lists.
     engine.register_fn("list_has", |list: &str, text: &str| -> Res<bool> {
+        charge(text.len())?;
         let r = with_ctx(|c| c.lists.get(list).map(|l| l.is_match(text)))?
             .ok_or_else(|| list_error(list))?;
         probe::note(
@@ -456,8 +500,12 @@ pub fn register(engine: &mut Engine) {
         Ok(r)
     });
     engine.register_fn("list_match", |list: &str, text: &str| -> Res<Array> {
-        let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
+        charge(text.len())?;
+        let mut found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
             .ok_or_else(|| list_error(list))?;
+        let mut seen = std::collections::HashSet::new();
+        found
+            .retain(|m| seen.len() < MAX_MATCHES && seen.insert((m.entry.clone(), m.word.clone())));
         probe::note(
             || format!("list_match(\"{list}\", {{text}})"),
             Some(text),
@@ -488,8 +536,11 @@ pub fn register(engine: &mut Engine) {
     });
 
     engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {
-        let words = with_ctx(|c| c.lists.get(list).map(|l| l.unmatched_words(text)))?
+        charge(text.len())?;
+        let mut words = with_ctx(|c| c.lists.get(list).map(|l| l.unmatched_words(text)))?
             .ok_or_else(|| list_error(list))?;
+        let mut seen = std::collections::HashSet::new();
+        words.retain(|w| seen.len() < MAX_MATCHES && seen.insert(w.clone()));
         probe::note(
             || format!("list_unmatched(\"{list}\", {{text}})"),
             Some(text),
@@ -500,10 +551,17 @@ pub fn register(engine: &mut Engine) {
 
     // Regular expressions, compiled once per pattern and cached.
     engine.register_fn("regex_count", |text: &str, pattern: &str| -> Res<INT> {
+        charge(text.len())?;
         regex(pattern).map(|re| re.find_iter(text).count() as INT)
     });
     engine.register_fn("regex_find", |text: &str, pattern: &str| -> Res<Array> {
-        regex(pattern).map(|re| re.find_iter(text).map(|m| s(m.as_str())).collect())
+        charge(text.len())?;
+        regex(pattern).map(|re| {
+            re.find_iter(text)
+                .take(super::engine::limits::MAX_ARRAY)
+                .map(|m| s(m.as_str()))
+                .collect()
+        })
     });
     // `text in array` for the common case of a string: compared natively rather than
     // by calling `==` through the interpreter once per element (Rhai's generic
@@ -511,8 +569,9 @@ pub fn register(engine: &mut Engine) {
     // much as a whole rule. Other element types are never equal to a string.
     engine.register_fn(
         "contains",
-        |items: &mut Array, item: ImmutableString| -> bool {
-            items
+        |items: &mut Array, item: ImmutableString| -> Res<bool> {
+            charge(items.len() * 8)?;
+            Ok(items
                 .iter()
                 .any(|d| match d.read_lock::<ImmutableString>() {
                     Some(x) => *x == item,
@@ -520,35 +579,54 @@ pub fn register(engine: &mut Engine) {
                         let mut chars = item.chars();
                         chars.next() == Some(c) && chars.next().is_none()
                     }),
-                })
+                }))
         },
     );
-    engine.register_fn("starts_with_any", |text: &str, prefixes: Array| -> bool {
-        prefixes.iter().any(|p| {
-            p.read_lock::<ImmutableString>()
-                .is_some_and(|p| text.starts_with(p.as_str()))
-        })
-    });
-    engine.register_fn("ends_with_any", |text: &str, suffixes: Array| -> bool {
-        suffixes.iter().any(|p| {
-            p.read_lock::<ImmutableString>()
-                .is_some_and(|p| text.ends_with(p.as_str()))
-        })
-    });
-    engine.register_fn("join", |items: Array, sep: &str| -> String {
-        items
+    engine.register_fn(
+        "starts_with_any",
+        |text: &str, prefixes: Array| -> Res<bool> {
+            charge(prefixes.len() * 8)?;
+            Ok(prefixes.iter().any(|p| {
+                p.read_lock::<ImmutableString>()
+                    .is_some_and(|p| text.starts_with(p.as_str()))
+            }))
+        },
+    );
+    engine.register_fn(
+        "ends_with_any",
+        |text: &str, suffixes: Array| -> Res<bool> {
+            charge(suffixes.len() * 8)?;
+            Ok(suffixes.iter().any(|p| {
+                p.read_lock::<ImmutableString>()
+                    .is_some_and(|p| text.ends_with(p.as_str()))
+            }))
+        },
+    );
+    engine.register_fn("join", |items: Array, sep: &str| -> Res<String> {
+        let out = items
             .iter()
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
-            .join(sep)
+            .join(sep);
+        charge(out.len())?;
+        Ok(out)
     });
 
     // Text mechanics.
-    engine.register_fn("normalize", |t: &str| text::normalize(t));
-    engine.register_fn("tokens", |t: &str| -> Array {
-        text::tokens(t).iter().map(|w| s(w)).collect()
+    engine.register_fn("normalize", |t: &str| -> Res<String> {
+        charge(t.len())?;
+        Ok(text::normalize(t))
     });
-    engine.register_fn("similarity", |a: &str, b: &str| {
+    engine.register_fn("tokens", |t: &str| -> Res<Array> {
+        charge(t.len())?;
+        Ok(text::tokens(t).iter().map(|w| s(w)).collect())
+    });
+    engine.register_fn("token_count", |t: &str| -> Res<INT> {
+        charge(t.len())?;
+        Ok(text::tokens(t).len() as INT)
+    });
+    engine.register_fn("similarity", |a: &str, b: &str| -> Res<f64> {
+        charge(a.len() + b.len())?;
         let r = text::similarity(a, b);
         probe::note(
             || {
@@ -560,14 +638,27 @@ pub fn register(engine: &mut Engine) {
             Some(b),
             || format!("{r:.3}"),
         );
-        r
+        Ok(r)
     });
-    engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
-    engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
-    engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
-    engine.register_fn("is_mojibake", |t: &str| text::is_mojibake(t));
-    engine.register_fn("has_meaningful_text", |t: &str| {
-        text::has_meaningful_text(t)
+    engine.register_fn("detect_lang", |t: &str| -> Res<String> {
+        charge(t.len())?;
+        Ok(text::detect_lang(t).to_owned())
+    });
+    engine.register_fn("strip_quoted", |t: &str| -> Res<String> {
+        charge(t.len())?;
+        Ok(text::strip_quoted(t))
+    });
+    engine.register_fn("has_pasted_log", |t: &str| -> Res<bool> {
+        charge(t.len())?;
+        Ok(text::has_pasted_log(t))
+    });
+    engine.register_fn("is_mojibake", |t: &str| -> Res<bool> {
+        charge(t.len())?;
+        Ok(text::is_mojibake(t))
+    });
+    engine.register_fn("has_meaningful_text", |t: &str| -> Res<bool> {
+        charge(t.len())?;
+        Ok(text::has_meaningful_text(t))
     });
     engine.register_fn("domain_of", |addr: &str| -> String {
         addr.rsplit_once('@')
@@ -646,6 +737,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn(
         "open_tickets_about",
         |owner: &str, subject: &str, days: INT| -> Res<Array> {
+            charge(subject.len())?;
             with_ctx(|c| {
                 let since = c.now - jiff::SignedDuration::from_hours(24 * days.max(0));
                 let found: Vec<Ticket> = c

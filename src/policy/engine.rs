@@ -48,6 +48,8 @@ pub fn build() -> Engine {
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true);
     engine.disable_symbol("eval");
+    // Deadline, charged operations and memory of the evaluation (budget.rs).
+    engine.on_progress(super::budget::progress);
     // Scripts are compiled once and run millions of times: fold constants fully.
     engine.set_optimization_level(rhai::OptimizationLevel::Full);
     engine.on_print(|s| {

@@ -8,6 +8,7 @@
 //! decision (SPEC §1): the message is never lost.
 
 pub mod api;
+pub mod budget;
 pub mod calls;
 pub mod contract;
 pub mod engine;
@@ -26,6 +27,7 @@ use crate::contracts::Contracts;
 use crate::decision::{self, Decision, Finding, RawDecision};
 use crate::facts::Facts;
 pub use api::{Lookups, NoLookups};
+pub use budget::Limits;
 pub use rules::{Diagnostic, Rule, RuleError, RuleSet};
 
 /// What one rule did, for `--explain` and metrics.
@@ -61,12 +63,21 @@ thread_local! {
 
 fn position_text(rule: &Rule, e: &EvalAltResult) -> String {
     let pos = e.position();
+    // A budget stop carries the limit it passed as its token.
+    let e: &dyn std::fmt::Display = match e {
+        EvalAltResult::ErrorTerminated(why, _) => why,
+        other => other,
+    };
     match (pos.line(), pos.position()) {
         (Some(l), Some(c)) => format!("{}:{l}:{c}: {e}", rule.path.display()),
         (Some(l), None) => format!("{}:{l}: {e}", rule.path.display()),
         _ => format!("{}: {e}", rule.path.display()),
     }
 }
+
+/// The longest the decide script may take once the rules are done (it runs even
+/// when they used up the budget, so their findings still count).
+const DECIDE_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Most function-resolution entries a worker thread keeps before starting afresh.
 const MAX_CACHED_RESOLUTIONS: usize = 4096;
@@ -132,15 +143,32 @@ fn is_limit(e: &EvalAltResult) -> bool {
             | EvalAltResult::ErrorStackOverflow(..)
             | EvalAltResult::ErrorDataTooLarge(..)
             | EvalAltResult::ErrorTooManyVariables(..)
+            | EvalAltResult::ErrorTerminated(..)
     )
 }
 
-/// Runs every rule and the decide script over `facts`.
+/// Runs every rule and the decide script over `facts`, within the default [`Limits`].
 pub fn evaluate(
     set: &RuleSet,
     facts: Arc<Facts>,
     lookups: Arc<dyn Lookups>,
     contracts: &Contracts,
+) -> Evaluation {
+    evaluate_with(set, facts, lookups, contracts, &Limits::default())
+}
+
+/// Runs every rule and the decide script over `facts` within `limits`.
+///
+/// A rule that fails (an error or a limit hit) adds to one `policy_error`
+/// finding, and the rules after it still run while the budget lasts; the decide
+/// script then sees `policy_error` beside the other rules' findings, so an
+/// outcome above `needs_review` in its precedence still wins (SPEC §5).
+pub fn evaluate_with(
+    set: &RuleSet,
+    facts: Arc<Facts>,
+    lookups: Arc<dyn Lookups>,
+    contracts: &Contracts,
+    limits: &Limits,
 ) -> Evaluation {
     let engine = engine::shared();
     let msg = api::Msg::new(facts.clone());
@@ -160,9 +188,31 @@ pub fn evaluate(
         runtime.scope.rewind(0);
         runtime.scope.push_constant("msg", msg);
         let base = runtime.scope.len();
+        budget::begin(limits, engine::limits::MAX_OPERATIONS);
         for rule in &set.rules {
             api::set_rule(&rule.id);
             let before = api::finding_count();
+            if budget::expired() {
+                let text = format!(
+                    "{}: not run: the wall-clock budget (rules.max_eval_ms) was used up",
+                    rule.path.display()
+                );
+                tracing::warn!(rule = %rule.id, error = %text, "rule not run");
+                errors.push(text.clone());
+                policy_failed = true;
+                // Not a limit this rule hit: the one that used the budget up counts it.
+                trace.push(RuleTrace {
+                    rule: rule.id.clone(),
+                    path: source_of(rule),
+                    findings: Vec::new(),
+                    new_findings: (before, before),
+                    micros: 0,
+                    error: Some(text),
+                    limit_hit: false,
+                });
+                continue;
+            }
+            budget::next_script();
             let t0 = Instant::now();
             let res = runtime.eval(engine, &rule.ast);
             runtime.scope.rewind(base);
@@ -189,9 +239,13 @@ pub fn evaluate(
                 limit_hit,
             });
         }
-        let out = if policy_failed {
-            None
-        } else {
+        if policy_failed {
+            api::set_rule("engine");
+            api::record_finding("policy_error", &errors.join("; "));
+        }
+        budget::extend(DECIDE_BUDGET);
+        budget::next_script();
+        let out = {
             api::set_rule("decide");
             let t0 = Instant::now();
             let res = runtime.eval(engine, &set.decide.ast);
@@ -218,6 +272,7 @@ pub fn evaluate(
             });
             out
         };
+        budget::end();
         runtime.scope.rewind(0);
         out
     });
@@ -252,6 +307,7 @@ pub fn evaluate(
 }
 
 fn failed(mut findings: Vec<Finding>, errors: &[String], lang: &str) -> Decision {
+    findings.retain(|f| f.code != "policy_error");
     findings.push(Finding {
         code: "policy_error".into(),
         rule: "engine".into(),
