@@ -530,6 +530,12 @@ pub fn register(engine: &mut Engine) {
         );
         Ok(out)
     });
+    engine.register_fn("sentence_at", |t: &str, at: INT| -> String {
+        text::prose::sentence_at(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("text_before", |t: &str, at: INT| -> String {
+        text::prose::text_before(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
     engine.register_fn("prose", |t: &str| text::prose(t));
     engine.register_fn("statements", |t: &str| text::statements(t));
     engine.register_fn("questions", |t: &str| -> Array {

@@ -144,6 +144,28 @@ pub fn questions(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The sentence of `text` that holds byte offset `at` (a [`ListMatch`](super::ListMatch)'s
+/// `start`), or `""` when `at` is past the end.
+pub fn sentence_at(text: &str, at: usize) -> &str {
+    for s in sentences(text) {
+        // `sentences` returns trimmed slices of `text`: locate each by its address.
+        let start = s.as_ptr() as usize - text.as_ptr() as usize;
+        if at < start + s.len() {
+            return if at >= start { s } else { "" };
+        }
+    }
+    ""
+}
+
+/// The text before byte offset `at` (rounded down to a character boundary).
+pub fn text_before(text: &str, at: usize) -> &str {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    &text[..at]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +201,19 @@ mod tests {
         let s = statements(t);
         assert!(s.contains("freezes"));
         assert!(!s.contains("failover"), "{s}");
+    }
+
+    #[test]
+    fn the_sentence_of_an_offset() {
+        let t = "First one. And one more question about the same thing: is it so?";
+        let at = t.find("one more").unwrap();
+        assert_eq!(
+            sentence_at(t, at),
+            "And one more question about the same thing: is it so?"
+        );
+        assert_eq!(sentence_at(t, 0), "First one.");
+        assert_eq!(text_before(t, at), "First one. And ");
+        assert_eq!(text_before("ещё", 1), "");
     }
 
     #[test]
