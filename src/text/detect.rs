@@ -10,7 +10,7 @@ use regex::Regex;
 use super::letters::is_letter;
 
 /// One line of a log record or stack trace (see [`has_pasted_log`]).
-static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
     regex::RegexBuilder::new(concat!(
         // A timestamp opening the line: ISO, dd.mm.yyyy, mm/dd/yyyy, syslog, logcat,
         // bare hh:mm:ss, dmesg uptime.

@@ -12,11 +12,14 @@
 //! - [`similarity`] — [`Fingerprint`] and near-duplicate [`similarity()`].
 //! - [`lang`] — `"ru"` / `"en"` by script ([`detect_lang`]).
 //! - [`detect`] — pasted logs, mojibake, meaningful text.
+//! - [`prose`] — text without pasted code/encoded data/logs/links ([`prose()`]), and
+//!   whether a word aims at the writer or no one ([`aimed_at_self`]).
 
 pub mod detect;
 pub mod lang;
 mod letters;
 pub mod normalize;
+pub mod prose;
 pub mod quote;
 mod scan;
 pub mod similarity;
@@ -25,6 +28,7 @@ pub mod wordlist;
 pub use detect::{has_meaningful_text, has_pasted_log, is_mojibake};
 pub use lang::detect_lang;
 pub use normalize::{normalize, tokens};
+pub use prose::{aimed_at_self, prose};
 pub use quote::strip_quoted;
 pub use similarity::{similarity, Fingerprint};
 pub use wordlist::{ListError, ListMatch, WordList, WordLists};
