@@ -298,6 +298,9 @@ fn sample_facts() -> Facts {
         sender_contract: None,
         envelope: Envelope::default(),
         parsed: true,
+        spam: None,
+        spam_check: Default::default(),
+        auth: None,
     }
 }
 
