@@ -59,6 +59,16 @@ pub struct Facts {
     /// `Authentication-Results` of our own MTA (`msg.auth`).
     #[serde(default)]
     pub auth: Option<crate::spam::AuthResults>,
+    /// Where `from` came from: `from`, or `sender`/`reply_to`/`none` when the From
+    /// header was broken (the sender is then unverified).
+    #[serde(default)]
+    pub from_source: String,
+    /// Encoding detected for undeclared 8-bit bytes, when there were any.
+    #[serde(default)]
+    pub charset_guessed: Option<String>,
+    /// The body was only an embedded message: `text` is the forwarded message's.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 impl Facts {
@@ -251,6 +261,9 @@ pub fn extract_facts(
             .authserv_id
             .as_deref()
             .and_then(|id| crate::spam::auth::parse(&mail.headers, id, &from_address)),
+        from_source: mail.from_source.clone(),
+        charset_guessed: mail.charset_guessed.clone(),
+        forwarded: mail.forwarded,
     }
 }
 

@@ -273,6 +273,9 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "spam" => f.spam.as_ref().map_or(Dynamic::UNIT, spam_map),
         "spam_check" => s(&f.spam_check.describe()),
         "auth" => f.auth.as_ref().map_or(Dynamic::UNIT, auth_map),
+        "from_source" => s(&f.from_source),
+        "charset_guessed" => opt(f.charset_guessed.as_deref()),
+        "forwarded" => Dynamic::from_bool(f.forwarded),
         _ => Dynamic::UNIT,
     }
 }
@@ -306,6 +309,9 @@ pub const MSG_FIELDS: &[&str] = &[
     "spam",
     "spam_check",
     "auth",
+    "from_source",
+    "charset_guessed",
+    "forwarded",
 ];
 
 fn spam_map(v: &crate::spam::SpamVerdict) -> Dynamic {
@@ -647,6 +653,10 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
     engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
     engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
+    engine.register_fn("strip_pasted", |t: &str| text::strip_pasted(t));
+    engine.register_fn("aimed_at_self", |t: &str, offset: INT| {
+        text::aimed_at_self(t, usize::try_from(offset).unwrap_or(0))
+    });
     engine.register_fn("is_mojibake", |t: &str| text::is_mojibake(t));
     engine.register_fn("has_meaningful_text", |t: &str| {
         text::has_meaningful_text(t)

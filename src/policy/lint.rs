@@ -301,6 +301,9 @@ fn sample_facts() -> Facts {
         spam: None,
         spam_check: Default::default(),
         auth: None,
+        from_source: "from".into(),
+        charset_guessed: None,
+        forwarded: false,
     }
 }
 
