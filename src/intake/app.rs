@@ -40,6 +40,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Where posted messages are evaluated (never on the HTTP workers).
     pub eval_pool: super::evalpool::EvalPool,
+    /// Rspamd, asked before the policy when `spam.rspamd_url` is set.
+    pub rspamd: Option<crate::spam::rspamd::Rspamd>,
 }
 
 /// A built, bound service, not yet running.
@@ -124,13 +126,16 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         store,
         rules: Arc::new(RulesHandle::new(rules)),
         contracts,
-        facts_cfg: Arc::new(FactsConfig::new(&config.tag_prefix)),
+        facts_cfg: Arc::new(
+            FactsConfig::new(&config.tag_prefix).with_authserv_id(config.spam.authserv_id.clone()),
+        ),
         sla: Arc::new(config.sla.clone()),
         replies_per_day: config.replies_per_day,
         reply_from: config.smtp_from.to_lowercase(),
         limits: crate::policy::Limits {
             max_eval: config.max_eval,
         },
+        spam: Arc::new(config.spam.clone()),
     })
 }
 
@@ -162,6 +167,11 @@ impl App {
             body_timeout: config.request_timeout,
             eval_pool: super::evalpool::EvalPool::start(config.eval_threads, config.eval_queue)
                 .context("cannot start the evaluation threads")?,
+            rspamd: config
+                .spam
+                .rspamd_url
+                .as_deref()
+                .map(|url| crate::spam::rspamd::Rspamd::new(url, config.spam.timeout)),
         });
         let portal = web::Data::new(crate::portal::Portal::new(
             &state.pipeline,

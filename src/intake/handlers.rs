@@ -150,6 +150,18 @@ async fn post_message(
     }
     let env = envelope(&req);
     let received_at = (state.clock)();
+    // Rspamd is asked on the blocking pool, bounded by `spam.timeout_ms`; whatever
+    // it does, the message goes on (without a verdict when it gave none).
+    let (raw, env, spam) = match state.rspamd.clone() {
+        Some(rspamd) => web::block(move || {
+            let verdict = rspamd.check(&raw, &env);
+            (raw, env, verdict)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("spam check task failed: {e}")))?,
+        None => (raw, env, crate::spam::SpamInput::default()),
+    };
+    crate::metrics::record_spam_check(&spam.check);
     let guard = state.pipeline.committer.begin();
     // Every message is evaluated on the evaluation pool, never on this HTTP
     // worker: a policy that uses its whole budget on every message must not leave
@@ -157,7 +169,8 @@ async fn post_message(
     let pipeline = state.pipeline.clone();
     let prepared = state
         .eval_pool
-        .run(move || pipeline.prepare(raw, env, received_at))
+        // Called with the gateway's token (checked above): its spam headers may count.
+        .run(move || pipeline.prepare_with(raw, env, received_at, spam, true))
         .await
         .map_err(|e| match e {
             super::evalpool::PoolError::Overloaded => ApiError::Overloaded,

@@ -24,10 +24,11 @@ use crate::text::{self, WordLists};
 use super::budget::charge;
 use super::probe::{self, line_col};
 
-/// Most matches `list_match` and words `list_unmatched` return: each distinct
-/// (entry, word) once, in text order. Rules look at the first few; a message
-/// that repeats a word thousands of times cannot blow a script's size limits.
-pub const MAX_MATCHES: usize = 64;
+/// Most matches `list_match` returns (in text order) and distinct words
+/// `list_unmatched` returns. Each match is a `ListMatch` value, not an object
+/// map, so a message that repeats a listed word thousands of times cannot make a
+/// rule hit the map limit.
+pub const MAX_MATCHES: usize = 1000;
 
 /// Read-only store look-ups available to scripts.
 pub trait Lookups: Send + Sync {
@@ -151,6 +152,37 @@ struct MsgInner {
     values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
+/// The byte offset after `words` whitespace-separated words of `text` from `start`,
+/// punctuation after the last word left out (`Office:` ends before the colon).
+fn end_of_words(text: &str, start: usize, words: usize) -> usize {
+    let end = end_of_chunks(text, start, words);
+    let word = &text[start..end];
+    start + word.trim_end_matches(|c: char| !c.is_alphanumeric()).len()
+}
+
+/// The byte offset after `words` whitespace-separated chunks of `text` from `start`.
+fn end_of_chunks(text: &str, start: usize, words: usize) -> usize {
+    let Some(rest) = text.get(start..) else {
+        return start;
+    };
+    let mut seen = 0;
+    let mut in_word = false;
+    for (i, c) in rest.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                seen += 1;
+                if seen == words {
+                    return start + i;
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    text.len()
+}
+
 fn s(v: &str) -> Dynamic {
     Dynamic::from(ImmutableString::from(v))
 }
@@ -265,6 +297,12 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "envelope_to" => strings(&f.envelope.rcpt_to),
         "client_ip" => opt(f.envelope.client_ip.as_deref()),
         "parsed" => Dynamic::from_bool(f.parsed),
+        "spam" => f.spam.as_ref().map_or(Dynamic::UNIT, spam_map),
+        "spam_check" => s(&f.spam_check.describe()),
+        "auth" => f.auth.as_ref().map_or(Dynamic::UNIT, auth_map),
+        "from_source" => s(&f.from_source),
+        "charset_guessed" => opt(f.charset_guessed.as_deref()),
+        "forwarded" => Dynamic::from_bool(f.forwarded),
         _ => Dynamic::UNIT,
     }
 }
@@ -295,7 +333,34 @@ pub const MSG_FIELDS: &[&str] = &[
     "envelope_to",
     "client_ip",
     "parsed",
+    "spam",
+    "spam_check",
+    "auth",
+    "from_source",
+    "charset_guessed",
+    "forwarded",
 ];
+
+fn spam_map(v: &crate::spam::SpamVerdict) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("verdict".into(), s(&v.verdict));
+    m.insert("score".into(), Dynamic::from_float(v.score as rhai::FLOAT));
+    m.insert("action".into(), s(&v.action));
+    m.insert("symbols".into(), strings(&v.symbols));
+    m.insert("source".into(), s(&v.source));
+    Dynamic::from_map(m)
+}
+
+fn auth_map(a: &crate::spam::AuthResults) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("spf".into(), s(&a.spf));
+    m.insert("dkim".into(), s(&a.dkim));
+    m.insert("dkim_domains".into(), strings(&a.dkim_domains));
+    m.insert("dmarc".into(), s(&a.dmarc));
+    m.insert("from_domain".into(), s(&a.from_domain));
+    m.insert("forged".into(), Dynamic::from_bool(a.sender_forged()));
+    Dynamic::from_map(m)
+}
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
@@ -374,6 +439,10 @@ pub fn register(engine: &mut Engine) {
     for (index, &name) in MSG_FIELDS.iter().enumerate() {
         engine.register_get(name, move |m: &mut Msg| m.get(index));
     }
+    engine.register_type_with_name::<text::ListMatch>("ListMatch");
+    engine.register_get("entry", |m: &mut text::ListMatch| s(&m.entry));
+    engine.register_get("word", |m: &mut text::ListMatch| s(&m.word));
+    engine.register_get("start", |m: &mut text::ListMatch| m.start as INT);
     engine.register_type_with_name::<crate::parse::Attachment>("Attachment");
     engine.register_get("name", |a: &mut crate::parse::Attachment| s(&a.name));
     engine.register_get("mime", |a: &mut crate::parse::Attachment| s(&a.mime));
@@ -503,9 +572,7 @@ pub fn register(engine: &mut Engine) {
         charge(text.len())?;
         let mut found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
             .ok_or_else(|| list_error(list))?;
-        let mut seen = std::collections::HashSet::new();
-        found
-            .retain(|m| seen.len() < MAX_MATCHES && seen.insert((m.entry.clone(), m.word.clone())));
+        found.truncate(MAX_MATCHES);
         probe::note(
             || format!("list_match(\"{list}\", {{text}})"),
             Some(text),
@@ -523,16 +590,39 @@ pub fn register(engine: &mut Engine) {
                     .join(", ")
             },
         );
-        Ok(found
-            .into_iter()
-            .map(|m| {
-                let mut map = Map::new();
-                map.insert("entry".into(), s(&m.entry));
-                map.insert("word".into(), s(&m.word));
-                map.insert("start".into(), Dynamic::from_int(m.start as INT));
-                Dynamic::from_map(map)
-            })
-            .collect())
+        Ok(found.into_iter().map(Dynamic::from).collect())
+    });
+
+    // The text with every match of a list blanked (each matched word replaced by spaces),
+    // e.g. terms that contain a failure word but name a thing ("error correction").
+    engine.register_fn("list_remove", |list: &str, text: &str| -> Res<String> {
+        let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
+            .ok_or_else(|| list_error(list))?;
+        let mut out = text.to_owned();
+        for m in &found {
+            let words = m.word.split_whitespace().count().max(1);
+            let end = end_of_words(text, m.start, words);
+            if m.start < end && out.is_char_boundary(m.start) && out.is_char_boundary(end) {
+                out.replace_range(m.start..end, &" ".repeat(end - m.start));
+            }
+        }
+        probe::note(
+            || format!("list_remove(\"{list}\", {{text}})"),
+            Some(text),
+            || format!("{} removed", found.len()),
+        );
+        Ok(out)
+    });
+    engine.register_fn("sentence_at", |t: &str, at: INT| -> String {
+        text::prose::sentence_at(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("text_before", |t: &str, at: INT| -> String {
+        text::prose::text_before(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("prose", |t: &str| text::prose(t));
+    engine.register_fn("statements", |t: &str| text::statements(t));
+    engine.register_fn("questions", |t: &str| -> Array {
+        text::questions(t).iter().map(|q| s(q)).collect()
     });
 
     engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {
@@ -659,6 +749,17 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("has_meaningful_text", |t: &str| -> Res<bool> {
         charge(t.len())?;
         Ok(text::has_meaningful_text(t))
+    });
+    engine.register_fn("strip_pasted", |t: &str| -> Res<String> {
+        charge(t.len())?;
+        Ok(text::strip_pasted(t))
+    });
+    engine.register_fn("aimed_at_self", |t: &str, offset: INT| -> Res<bool> {
+        // It reads one sentence; rules call it once per match (at most 64), so a
+        // text without full stops is not charged whole each time (the wall-clock
+        // budget still bounds it).
+        charge(t.len().min(16 * 1024))?;
+        Ok(text::aimed_at_self(t, usize::try_from(offset).unwrap_or(0)))
     });
     engine.register_fn("domain_of", |addr: &str| -> String {
         addr.rsplit_once('@')

@@ -15,6 +15,7 @@ mod redelivery;
 mod reload;
 mod rules;
 mod security;
+mod spam;
 mod storage;
 mod submit;
 mod tools;
