@@ -68,6 +68,7 @@ pub(crate) fn filing(key: &str, outcome: Outcome, ticket: Option<u64>) -> Filing
             ticket,
             lang: "ru".into(),
             link: None,
+            charset_guessed: None,
         },
         rules_revision: "rev".into(),
         timings: Timings::default(),
