@@ -130,8 +130,16 @@ struct MsgInner {
     values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
-/// The byte offset after `words` whitespace-separated words of `text` from `start`.
+/// The byte offset after `words` whitespace-separated words of `text` from `start`,
+/// punctuation after the last word left out (`Office:` ends before the colon).
 fn end_of_words(text: &str, start: usize, words: usize) -> usize {
+    let end = end_of_chunks(text, start, words);
+    let word = &text[start..end];
+    start + word.trim_end_matches(|c: char| !c.is_alphanumeric()).len()
+}
+
+/// The byte offset after `words` whitespace-separated chunks of `text` from `start`.
+fn end_of_chunks(text: &str, start: usize, words: usize) -> usize {
     let Some(rest) = text.get(start..) else {
         return start;
     };
