@@ -130,6 +130,29 @@ struct MsgInner {
     values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
+/// The byte offset after `words` whitespace-separated words of `text` from `start`.
+fn end_of_words(text: &str, start: usize, words: usize) -> usize {
+    let Some(rest) = text.get(start..) else {
+        return start;
+    };
+    let mut seen = 0;
+    let mut in_word = false;
+    for (i, c) in rest.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                seen += 1;
+                if seen == words {
+                    return start + i;
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    text.len()
+}
+
 fn s(v: &str) -> Dynamic {
     Dynamic::from(ImmutableString::from(v))
 }
@@ -485,6 +508,38 @@ pub fn register(engine: &mut Engine) {
                 Dynamic::from_map(map)
             })
             .collect())
+    });
+
+    // The text with every match of a list blanked (each matched word replaced by spaces),
+    // e.g. terms that contain a failure word but name a thing ("error correction").
+    engine.register_fn("list_remove", |list: &str, text: &str| -> Res<String> {
+        let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
+            .ok_or_else(|| list_error(list))?;
+        let mut out = text.to_owned();
+        for m in &found {
+            let words = m.word.split_whitespace().count().max(1);
+            let end = end_of_words(text, m.start, words);
+            if m.start < end && out.is_char_boundary(m.start) && out.is_char_boundary(end) {
+                out.replace_range(m.start..end, &" ".repeat(end - m.start));
+            }
+        }
+        probe::note(
+            || format!("list_remove(\"{list}\", {{text}})"),
+            Some(text),
+            || format!("{} removed", found.len()),
+        );
+        Ok(out)
+    });
+    engine.register_fn("sentence_at", |t: &str, at: INT| -> String {
+        text::prose::sentence_at(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("text_before", |t: &str, at: INT| -> String {
+        text::prose::text_before(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("prose", |t: &str| text::prose(t));
+    engine.register_fn("statements", |t: &str| text::statements(t));
+    engine.register_fn("questions", |t: &str| -> Array {
+        text::questions(t).iter().map(|q| s(q)).collect()
     });
 
     engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {

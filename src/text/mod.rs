@@ -12,11 +12,13 @@
 //! - [`similarity`] — [`Fingerprint`] and near-duplicate [`similarity()`].
 //! - [`lang`] — `"ru"` / `"en"` by script ([`detect_lang`]).
 //! - [`detect`] — pasted logs, mojibake, meaningful text.
+//! - [`prose`] — the sentences a sender wrote: no data lines, statements and questions.
 
 pub mod detect;
 pub mod lang;
 mod letters;
 pub mod normalize;
+pub mod prose;
 pub mod quote;
 mod scan;
 pub mod similarity;
@@ -25,6 +27,7 @@ pub mod wordlist;
 pub use detect::{has_meaningful_text, has_pasted_log, is_mojibake};
 pub use lang::detect_lang;
 pub use normalize::{normalize, tokens};
+pub use prose::{prose, questions, statements};
 pub use quote::strip_quoted;
 pub use similarity::{similarity, Fingerprint};
 pub use wordlist::{ListError, ListMatch, WordList, WordLists};
