@@ -50,6 +50,16 @@ pub struct Facts {
     pub envelope: Envelope,
     /// False when the bytes could not be parsed as a message at all.
     pub parsed: bool,
+    /// Where `from` came from: `from`, or `sender`/`reply_to`/`none` when the From
+    /// header was broken (the sender is then unverified).
+    #[serde(default)]
+    pub from_source: String,
+    /// Encoding detected for undeclared 8-bit bytes, when there were any.
+    #[serde(default)]
+    pub charset_guessed: Option<String>,
+    /// The body was only an embedded message: `text` is the forwarded message's.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 impl Facts {
@@ -221,6 +231,9 @@ pub fn extract_facts(
         sender_contract,
         envelope: envelope.clone(),
         parsed: mail.parsed,
+        from_source: mail.from_source.clone(),
+        charset_guessed: mail.charset_guessed.clone(),
+        forwarded: mail.forwarded,
     }
 }
 

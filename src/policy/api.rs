@@ -270,6 +270,9 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "envelope_to" => strings(&f.envelope.rcpt_to),
         "client_ip" => opt(f.envelope.client_ip.as_deref()),
         "parsed" => Dynamic::from_bool(f.parsed),
+        "from_source" => s(&f.from_source),
+        "charset_guessed" => opt(f.charset_guessed.as_deref()),
+        "forwarded" => Dynamic::from_bool(f.forwarded),
         _ => Dynamic::UNIT,
     }
 }
@@ -300,6 +303,9 @@ pub const MSG_FIELDS: &[&str] = &[
     "envelope_to",
     "client_ip",
     "parsed",
+    "from_source",
+    "charset_guessed",
+    "forwarded",
 ];
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -620,6 +626,10 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
     engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
     engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
+    engine.register_fn("strip_pasted", |t: &str| text::strip_pasted(t));
+    engine.register_fn("aimed_at_self", |t: &str, offset: INT| {
+        text::aimed_at_self(t, usize::try_from(offset).unwrap_or(0))
+    });
     engine.register_fn("is_mojibake", |t: &str| text::is_mojibake(t));
     engine.register_fn("has_meaningful_text", |t: &str| {
         text::has_meaningful_text(t)

@@ -298,6 +298,9 @@ fn sample_facts() -> Facts {
         sender_contract: None,
         envelope: Envelope::default(),
         parsed: true,
+        from_source: "from".into(),
+        charset_guessed: None,
+        forwarded: false,
     }
 }
 
