@@ -130,8 +130,16 @@ struct MsgInner {
     values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
-/// The byte offset after `words` whitespace-separated words of `text` from `start`.
+/// The byte offset after `words` whitespace-separated words of `text` from `start`,
+/// punctuation after the last word left out (`Office:` ends before the colon).
 fn end_of_words(text: &str, start: usize, words: usize) -> usize {
+    let end = end_of_chunks(text, start, words);
+    let word = &text[start..end];
+    start + word.trim_end_matches(|c: char| !c.is_alphanumeric()).len()
+}
+
+/// The byte offset after `words` whitespace-separated chunks of `text` from `start`.
+fn end_of_chunks(text: &str, start: usize, words: usize) -> usize {
     let Some(rest) = text.get(start..) else {
         return start;
     };
@@ -270,6 +278,9 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "envelope_to" => strings(&f.envelope.rcpt_to),
         "client_ip" => opt(f.envelope.client_ip.as_deref()),
         "parsed" => Dynamic::from_bool(f.parsed),
+        "spam" => f.spam.as_ref().map_or(Dynamic::UNIT, spam_map),
+        "spam_check" => s(&f.spam_check.describe()),
+        "auth" => f.auth.as_ref().map_or(Dynamic::UNIT, auth_map),
         "from_source" => s(&f.from_source),
         "charset_guessed" => opt(f.charset_guessed.as_deref()),
         "forwarded" => Dynamic::from_bool(f.forwarded),
@@ -303,10 +314,34 @@ pub const MSG_FIELDS: &[&str] = &[
     "envelope_to",
     "client_ip",
     "parsed",
+    "spam",
+    "spam_check",
+    "auth",
     "from_source",
     "charset_guessed",
     "forwarded",
 ];
+
+fn spam_map(v: &crate::spam::SpamVerdict) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("verdict".into(), s(&v.verdict));
+    m.insert("score".into(), Dynamic::from_float(v.score as rhai::FLOAT));
+    m.insert("action".into(), s(&v.action));
+    m.insert("symbols".into(), strings(&v.symbols));
+    m.insert("source".into(), s(&v.source));
+    Dynamic::from_map(m)
+}
+
+fn auth_map(a: &crate::spam::AuthResults) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("spf".into(), s(&a.spf));
+    m.insert("dkim".into(), s(&a.dkim));
+    m.insert("dkim_domains".into(), strings(&a.dkim_domains));
+    m.insert("dmarc".into(), s(&a.dmarc));
+    m.insert("from_domain".into(), s(&a.from_domain));
+    m.insert("forged".into(), Dynamic::from_bool(a.sender_forged()));
+    Dynamic::from_map(m)
+}
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
