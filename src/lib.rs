@@ -40,6 +40,7 @@ pub mod portal;
 pub mod reply;
 pub mod scoring;
 pub mod sla;
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod text;
