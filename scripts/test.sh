@@ -21,6 +21,18 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
+# The spam tests (tests/it/spam.rs) start Debian's Rspamd on loopback with a private
+# configuration (scripts/rspamd-private.sh: no Redis, no network lookups, a temp dir).
+if ! command -v rspamd >/dev/null 2>&1; then
+    echo "installing rspamd (spam verdict tests)" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends rspamd >/dev/null
+    # The package's own service is not ours to run: the tests start their own.
+    $SUDO systemctl disable --now rspamd >/dev/null 2>&1 || $SUDO service rspamd stop >/dev/null 2>&1 || true
+fi
+
 # The benchmarks and examples must keep compiling (they are run by hand: cargo bench,
 # benches/load.sh). Built in the dev profile, reusing the test build's dependencies.
 cargo build --release --benches --examples --quiet

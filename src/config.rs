@@ -65,6 +65,7 @@ struct RawConfig {
     contracts: RawContracts,
     smtp: RawSmtp,
     replies: RawReplies,
+    spam: RawSpam,
     tickets: RawTickets,
     portal: RawPortal,
     sla: Option<BTreeMap<String, RawLevel>>,
@@ -168,11 +169,34 @@ impl Default for RawSmtp {
 #[serde(deny_unknown_fields, default)]
 struct RawReplies {
     max_per_address_per_day: u32,
+    unknown_sender_days: u32,
+    bounce_block_days: u32,
 }
 impl Default for RawReplies {
     fn default() -> Self {
         RawReplies {
             max_per_address_per_day: 5,
+            unknown_sender_days: 7,
+            bounce_block_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSpam {
+    rspamd_url: Option<String>,
+    timeout_ms: u64,
+    trust_gateway_headers: bool,
+    authserv_id: Option<String>,
+}
+impl Default for RawSpam {
+    fn default() -> Self {
+        RawSpam {
+            rspamd_url: None,
+            timeout_ms: 2000,
+            trust_gateway_headers: false,
+            authserv_id: None,
         }
     }
 }
@@ -259,6 +283,9 @@ pub struct Config {
     pub smtp_max_backoff: Duration,
     pub smtp_max_attempts: u32,
     pub replies_per_day: u32,
+    /// `spam.*`, and the backscatter guards `replies.unknown_sender_days` and
+    /// `replies.bounce_block_days`.
+    pub spam: crate::spam::SpamConfig,
     pub tag_prefix: String,
     pub first_number: u64,
     pub portal_url: String,
@@ -347,8 +374,33 @@ impl Config {
                 format!("{:?} is not an address", raw.smtp.from),
             ));
         }
+        let rspamd_url = raw.spam.rspamd_url.filter(|u| !u.trim().is_empty());
+        if let Some(u) = &rspamd_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(invalid(
+                    "spam.rspamd_url",
+                    format!("{u:?}: must be an http:// URL such as http://127.0.0.1:11333"),
+                ));
+            }
+        }
+        if raw.spam.timeout_ms == 0 {
+            return Err(invalid("spam.timeout_ms", "must be positive"));
+        }
+        let spam = crate::spam::SpamConfig {
+            rspamd_url,
+            timeout: Duration::from_millis(raw.spam.timeout_ms),
+            trust_gateway_headers: raw.spam.trust_gateway_headers,
+            authserv_id: raw
+                .spam
+                .authserv_id
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            unknown_sender_days: raw.replies.unknown_sender_days,
+            bounce_block_days: raw.replies.bounce_block_days,
+        };
         let secret = |s: Option<String>| s.filter(|t| !t.is_empty()).map(Secret);
         Ok(Config {
+            spam,
             listen,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
             http_workers: raw.http.workers,

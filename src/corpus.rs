@@ -191,10 +191,14 @@ impl Runner {
             store,
             rules: Arc::new(RulesHandle::from_arc(self.rules.clone())),
             contracts: self.contracts.clone(),
-            facts_cfg: Arc::new(FactsConfig::new(&self.config.tag_prefix)),
+            facts_cfg: Arc::new(
+                FactsConfig::new(&self.config.tag_prefix)
+                    .with_authserv_id(self.config.spam.authserv_id.clone()),
+            ),
             sla: Arc::new(self.config.sla.clone()),
             replies_per_day: self.config.replies_per_day,
             reply_from: self.config.smtp_from.to_lowercase(),
+            spam: Arc::new(self.config.spam.clone()),
         })
     }
 

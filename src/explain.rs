@@ -41,6 +41,14 @@ pub struct FactsView {
     pub attachments: Vec<String>,
     pub text_new: String,
     pub text_new_bytes: usize,
+    /// Length of the whole body text the rules see (`msg.text`), quotes included.
+    pub text_bytes: usize,
+    /// `msg.from_source`: `from`, or the fallback taken for a broken From.
+    pub from_source: String,
+    /// `msg.charset_guessed`: the encoding detected for undeclared 8-bit bytes.
+    pub charset_guessed: Option<String>,
+    /// `msg.forwarded`: the text is that of an embedded message.
+    pub forwarded: bool,
 }
 
 /// One helper call, with its text named (`msg.subject`) where it is a fact.
@@ -144,6 +152,10 @@ fn facts_view(f: &Facts) -> FactsView {
             .collect(),
         text_new: excerpt,
         text_new_bytes: f.text_new.len(),
+        text_bytes: f.text.len(),
+        from_source: f.from_source.clone(),
+        charset_guessed: f.charset_guessed.clone(),
+        forwarded: f.forwarded,
     }
 }
 
@@ -333,6 +345,22 @@ impl Explain {
             "  sender_contract: {}",
             f.sender_contract.as_deref().unwrap_or("-")
         );
+        if f.from_source != "from" {
+            let _ = writeln!(
+                o,
+                "  from_source:     {} (From unusable: unverified)",
+                f.from_source
+            );
+        }
+        if let Some(cs) = &f.charset_guessed {
+            let _ = writeln!(
+                o,
+                "  charset_guessed: {cs} (undeclared 8-bit bytes, detected)"
+            );
+        }
+        if f.forwarded {
+            let _ = writeln!(o, "  forwarded:       text of the embedded message");
+        }
         if !f.attachments.is_empty() {
             let _ = writeln!(o, "  attachments:     {}", f.attachments.join("; "));
         }

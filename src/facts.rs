@@ -50,6 +50,25 @@ pub struct Facts {
     pub envelope: Envelope,
     /// False when the bytes could not be parsed as a message at all.
     pub parsed: bool,
+    /// The spam scanner's or the trusted gateway's verdict (`msg.spam`).
+    #[serde(default)]
+    pub spam: Option<crate::spam::SpamVerdict>,
+    /// Whether a scanner was asked and answered (`msg.spam_check`).
+    #[serde(default)]
+    pub spam_check: crate::spam::SpamCheck,
+    /// `Authentication-Results` of our own MTA (`msg.auth`).
+    #[serde(default)]
+    pub auth: Option<crate::spam::AuthResults>,
+    /// Where `from` came from: `from`, or `sender`/`reply_to`/`none` when the From
+    /// header was broken (the sender is then unverified).
+    #[serde(default)]
+    pub from_source: String,
+    /// Encoding detected for undeclared 8-bit bytes, when there were any.
+    #[serde(default)]
+    pub charset_guessed: Option<String>,
+    /// The body was only an embedded message: `text` is the forwarded message's.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 impl Facts {
@@ -68,12 +87,17 @@ impl Facts {
     }
 }
 
-/// Whether `s` looks like `local@domain.tld` (no spaces, no control characters).
+/// Whether `s` looks like `local@domain.tld` that a reply can be sent to: one `@`,
+/// printable ASCII only (8-bit bytes cannot be sent without SMTPUTF8, which a
+/// relay may not offer), no spaces, no control characters, a dotted domain.
 pub fn is_plausible_address(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
+    let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
     !local.is_empty()
+        && !domain.contains('@')
+        && s.is_ascii()
+        && !domain.contains("..")
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
@@ -88,6 +112,8 @@ pub struct FactsConfig {
     prefixes: Regex,
     client_id: Regex,
     pub tag_prefix: String,
+    /// `spam.authserv_id`: whose `Authentication-Results` are read (none: no `msg.auth`).
+    pub authserv_id: Option<String>,
 }
 
 impl FactsConfig {
@@ -109,7 +135,14 @@ impl FactsConfig {
             .expect("constant prefix pattern compiles"),
             client_id: Regex::new(r"(?i)\bMI[-‐‑–](\d{3,6})\b").expect("constant id pattern compiles"),
             tag_prefix: tag_prefix.to_owned(),
+            authserv_id: None,
         }
+    }
+
+    /// The same recognisers reading `Authentication-Results` of `authserv_id`.
+    pub fn with_authserv_id(mut self, authserv_id: Option<String>) -> FactsConfig {
+        self.authserv_id = authserv_id;
+        self
     }
 
     /// Ticket number from the first tag in `subject`.
@@ -169,6 +202,7 @@ pub fn extract_facts(
     cfg: &FactsConfig,
 ) -> Facts {
     let from = mail.from.clone().unwrap_or_default();
+    let from_address = from.address.clone();
     let text_new = text::strip_quoted(&mail.text);
     let client_ids = cfg.client_ids(&[&mail.subject, &mail.text]);
     let contract = client_ids
@@ -221,6 +255,15 @@ pub fn extract_facts(
         sender_contract,
         envelope: envelope.clone(),
         parsed: mail.parsed,
+        spam: None,
+        spam_check: crate::spam::SpamCheck::Off,
+        auth: cfg
+            .authserv_id
+            .as_deref()
+            .and_then(|id| crate::spam::auth::parse(&mail.headers, id, &from_address)),
+        from_source: mail.from_source.clone(),
+        charset_guessed: mail.charset_guessed.clone(),
+        forwarded: mail.forwarded,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`facts`]: parsed mail + envelope + [`contracts`] → [`facts::Facts`], the script view
 //! - [`text`]: native text mechanics scripts call (normalisation, word lists, quotes,
 //!   similarity, language, logs, mojibake)
+//! - [`spam`]: Rspamd's verdict, the trusted gateway's spam headers, Authentication-Results
 //! - [`policy`]: Rhai rules of `rules/` → findings → [`decision::Decision`]
 //! - [`decision`]: the typed verdict and its validation
 //! - [`store`]: one interface over two engines (embedded sled, PostgreSQL), one transaction per message, group commit, keyed collections
@@ -40,7 +41,11 @@ pub mod portal;
 pub mod reply;
 pub mod scoring;
 pub mod sla;
+<<<<<<< HEAD
 pub mod staff;
+=======
+pub mod spam;
+>>>>>>> main
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -13,6 +13,7 @@
 //! | `intake_messages_total` | `outcome`, `status` | messages filed (re-deliveries excluded) |
 //! | `intake_redeliveries_total` | | re-delivered messages answered with their first decision |
 //! | `intake_findings_total` | `code` | findings on filed messages |
+//! | `intake_spam_checks_total` | `result` | Rspamd asked: `ok`, or `unavailable` (judged without a verdict) |
 //! | `intake_rule_duration_seconds` | `rule` | evaluation time of each rule (and `decide`) |
 //! | `intake_rule_errors_total` | `rule` | script errors (each files a `policy_error`) |
 //! | `intake_rule_limit_hits_total` | `rule` | sandbox limits hit (operations, depth, sizes) |
@@ -59,6 +60,11 @@ struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuleLabels {
     rule: String,
 }
@@ -94,6 +100,7 @@ pub struct Metrics {
     messages: Family<OutcomeLabels, Counter>,
     redeliveries: Counter,
     findings: Family<CodeLabels, Counter>,
+    spam_checks: Family<ResultLabels, Counter>,
     rule_seconds: Histograms<RuleLabels>,
     rule_errors: Family<RuleLabels, Counter>,
     rule_limits: Family<RuleLabels, Counter>,
@@ -114,6 +121,7 @@ impl Metrics {
             messages: Family::default(),
             redeliveries: Counter::default(),
             findings: Family::default(),
+            spam_checks: Family::default(),
             rule_seconds: Family::new_with_constructor(rule_histogram as fn() -> Histogram),
             rule_errors: Family::default(),
             rule_limits: Family::default(),
@@ -142,6 +150,11 @@ impl Metrics {
             "findings",
             "Findings on filed messages, by code",
             m.findings.clone(),
+        );
+        r.register(
+            "spam_checks",
+            "Rspamd asked before the policy, by result (ok, unavailable)",
+            m.spam_checks.clone(),
         );
         r.register(
             "rule_duration_seconds",
@@ -199,6 +212,21 @@ impl Metrics {
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Records whether Rspamd gave a verdict (nothing when none is configured).
+pub fn record_spam_check(check: &crate::spam::SpamCheck) {
+    let result = match check {
+        crate::spam::SpamCheck::Off => return,
+        crate::spam::SpamCheck::Ok => "ok",
+        crate::spam::SpamCheck::Unavailable(_) => "unavailable",
+    };
+    METRICS
+        .spam_checks
+        .get_or_create(&ResultLabels {
+            result: result.into(),
+        })
+        .inc();
+}
 
 /// Records what the rules did on one message (dry runs included).
 pub fn record_evaluation(ev: &Evaluation) {

@@ -13,6 +13,7 @@ use crate::decision::Outcome;
 use crate::facts::{extract_facts, is_plausible_address, Envelope, Facts, FactsConfig};
 use crate::policy::{self, Evaluation, Lookups, RulesHandle};
 use crate::sla::SlaConfig;
+use crate::spam::{SpamCheck, SpamInput};
 use crate::store::{
     Committer, Filing, MessageRecord, ReplyIntent, Store, StoreError, Ticket, Timings,
 };
@@ -33,6 +34,8 @@ pub struct Pipeline {
     pub replies_per_day: u32,
     /// Our own sender address: never replied to.
     pub reply_from: String,
+    /// The spam stage and the backscatter guards (`spam.*`, `replies.*`).
+    pub spam: Arc<crate::spam::SpamConfig>,
 }
 
 /// The result of the synchronous part.
@@ -146,10 +149,24 @@ fn find_body(raw: &[u8]) -> usize {
     }
 }
 
+/// Collection: reply addresses blocked after a permanent bounce (value: the status).
+pub const BOUNCE_BLOCKS: &str = "bounce_blocks";
+/// Collection: unknown senders answered recently (value: the time, Unix seconds).
+pub const UNKNOWN_REPLIED: &str = "unknown_sender_replies";
+/// Collection: messages judged without a spam verdict because Rspamd gave none
+/// (key: the message's sequence number; value: why).
+pub const SPAM_UNCHECKED: &str = "spam_unchecked";
+
+/// A sender neither covered by a contract nor giving a known client identifier.
+pub fn is_unknown_sender(facts: &Facts) -> bool {
+    facts.contract.is_none() && facts.sender_contract.is_none()
+}
+
 /// Why a reply asked for by the policy must not go out (RFC 3834 §2 and loop guards).
 pub fn reply_suppression(facts: &Facts, reply_from: &str) -> Option<&'static str> {
     let h = |n: &str| facts.header(n).map(|v| v.trim().to_ascii_lowercase());
-    if h("auto-submitted").is_some_and(|v| !v.is_empty() && !v.starts_with("no")) {
+    // RFC 3834 §5: any value but exactly `no` (`notification` is automatic too).
+    if h("auto-submitted").is_some_and(|v| !v.is_empty() && v != "no") {
         return Some("auto_submitted");
     }
     if h("precedence").is_some_and(|v| ["bulk", "junk", "list"].contains(&v.as_str())) {
@@ -174,15 +191,10 @@ pub fn reply_suppression(facts: &Facts, reply_from: &str) -> Option<&'static str
         return Some("no_valid_address");
     }
     let local = to.split('@').next().unwrap_or("");
-    if [
-        "mailer-daemon",
-        "postmaster",
-        "no-reply",
-        "noreply",
-        "do-not-reply",
-        "donotreply",
-    ]
-    .contains(&local)
+    if ["mailer-daemon", "postmaster", "do-not-reply", "donotreply"].contains(&local)
+        || ["noreply", "no-reply", "no_reply", "bounce"]
+            .iter()
+            .any(|p| local.starts_with(p))
     {
         return Some("automatic_sender");
     }
@@ -202,6 +214,25 @@ impl Pipeline {
         raw: Vec<u8>,
         envelope: Envelope,
         received_at: Timestamp,
+    ) -> Result<Prepared, StoreError> {
+        self.prepare_with(raw, envelope, received_at, SpamInput::default(), false)
+    }
+
+    /// [`Pipeline::prepare`] with the spam stage's result: `spam` is what Rspamd
+    /// said (asked by the caller, who may wait on the network); `from_gateway` is
+    /// true only when the message came from the hook with the gateway's token, the
+    /// one case where the gateway's spam headers may be trusted
+    /// (`spam.trust_gateway_headers`).
+    ///
+    /// # Errors
+    /// As [`Pipeline::prepare`].
+    pub fn prepare_with(
+        &self,
+        raw: Vec<u8>,
+        envelope: Envelope,
+        received_at: Timestamp,
+        spam: SpamInput,
+        from_gateway: bool,
     ) -> Result<Prepared, StoreError> {
         let t0 = Instant::now();
         let parsed = crate::parse::parse(&raw);
@@ -231,14 +262,16 @@ impl Pipeline {
             return Ok(Prepared::Filed(Box::new(record)));
         }
         let t1 = Instant::now();
-        let facts = Arc::new(extract_facts(
+        let mut facts = extract_facts(
             &parsed,
             &envelope,
             raw.len() as u64,
             received_at,
             &self.contracts,
             &self.facts_cfg,
-        ));
+        );
+        self.apply_spam(&mut facts, spam, from_gateway);
+        let facts = Arc::new(facts);
         let t_facts = t1.elapsed();
         let t2 = Instant::now();
         let rules = self.rules.current();
@@ -269,6 +302,49 @@ impl Pipeline {
         })
     }
 
+    /// Puts the verdict into the facts: Rspamd's when it answered, else the
+    /// gateway's headers when they may be trusted.
+    fn apply_spam(&self, facts: &mut Facts, spam: SpamInput, from_gateway: bool) {
+        facts.spam_check = spam.check;
+        facts.spam = spam.verdict;
+        if facts.spam.is_none() && from_gateway && self.spam.trust_gateway_headers {
+            if let Some(v) = crate::spam::gateway::verdict(&facts.headers) {
+                facts.spam = Some(v);
+                if facts.spam_check == SpamCheck::Off {
+                    facts.spam_check = SpamCheck::Ok;
+                }
+            }
+        }
+    }
+
+    /// Whether a reply the policy asked for must not go out because of what the
+    /// store remembers: a permanent bounce of the address (`replies.bounce_block_days`)
+    /// or an earlier reply to the same unknown sender (`replies.unknown_sender_days`).
+    fn reply_blocked(&self, facts: &Facts, why: &mut Option<String>) -> bool {
+        let to = facts.reply_address().as_bytes();
+        let now = facts.received_at;
+        let live = |name: &str| match self
+            .store
+            .collection(name)
+            .and_then(|c| c.get_live(to, now))
+        {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                tracing::error!(collection = name, error = %e, "reply guard look-up failed; not applied");
+                false
+            }
+        };
+        if live(BOUNCE_BLOCKS) {
+            *why = Some("address_bounced".into());
+            return true;
+        }
+        if self.spam.unknown_sender_days > 0 && is_unknown_sender(facts) && live(UNKNOWN_REPLIED) {
+            *why = Some("unknown_sender_answered_recently".into());
+            return true;
+        }
+        false
+    }
+
     fn filing(
         &self,
         raw: Vec<u8>,
@@ -291,6 +367,7 @@ impl Pipeline {
                     reply_suppressed = Some(format!("missing_template:{template}"));
                     None
                 }
+                None if self.reply_blocked(facts, &mut reply_suppressed) => None,
                 None => Some(ReplyIntent {
                     template: template.clone(),
                     lang: d.lang.clone(),
@@ -317,6 +394,30 @@ impl Pipeline {
             }
             text_norm.truncate(cut);
         }
+        let mut writes = crate::store::Writes::new();
+        if reply.is_some() && self.spam.unknown_sender_days > 0 && is_unknown_sender(facts) {
+            let until = facts.received_at
+                + jiff::SignedDuration::from_hours(24 * i64::from(self.spam.unknown_sender_days));
+            writes.put_until(
+                UNKNOWN_REPLIED,
+                facts.reply_address().as_bytes(),
+                facts.received_at.as_second().to_be_bytes().to_vec(),
+                Some(until),
+            );
+        }
+        let on_filed = match &facts.spam_check {
+            crate::spam::SpamCheck::Unavailable(why) => {
+                let why = why.clone();
+                Some(crate::store::OnFiled::new(move |rec, w| {
+                    w.put(
+                        SPAM_UNCHECKED,
+                        rec.seq.to_be_bytes(),
+                        why.clone().into_bytes(),
+                    );
+                }))
+            }
+            _ => None,
+        };
         Filing {
             raw,
             dedup_key,
@@ -342,8 +443,8 @@ impl Pipeline {
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_owned())
                 .unwrap_or_else(|| "intake.invalid".into()),
-            writes: Default::default(),
-            on_filed: None,
+            writes,
+            on_filed,
         }
     }
 }

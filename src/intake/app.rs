@@ -40,6 +40,8 @@ pub struct AppState {
     pub tag_prefix: String,
     /// Longest wait for a request body (slow or stalled clients get 408).
     pub body_timeout: std::time::Duration,
+    /// Rspamd, asked before the policy when `spam.rspamd_url` is set.
+    pub rspamd: Option<crate::spam::rspamd::Rspamd>,
 }
 
 /// A built, bound service, not yet running.
@@ -124,10 +126,13 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         store,
         rules: Arc::new(RulesHandle::new(rules)),
         contracts,
-        facts_cfg: Arc::new(FactsConfig::new(&config.tag_prefix)),
+        facts_cfg: Arc::new(
+            FactsConfig::new(&config.tag_prefix).with_authserv_id(config.spam.authserv_id.clone()),
+        ),
         sla: Arc::new(config.sla.clone()),
         replies_per_day: config.replies_per_day,
         reply_from: config.smtp_from.to_lowercase(),
+        spam: Arc::new(config.spam.clone()),
     })
 }
 
@@ -158,6 +163,11 @@ impl App {
             clock,
             tag_prefix: config.tag_prefix.clone(),
             body_timeout: config.request_timeout,
+            rspamd: config
+                .spam
+                .rspamd_url
+                .as_deref()
+                .map(|url| crate::spam::rspamd::Rspamd::new(url, config.spam.timeout)),
         });
         let portal = web::Data::new(crate::portal::Portal::new(
             &state.pipeline,

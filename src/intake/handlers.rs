@@ -154,16 +154,31 @@ async fn post_message(
     }
     let env = envelope(&req);
     let received_at = (state.clock)();
+    // Rspamd is asked on the blocking pool, bounded by `spam.timeout_ms`; whatever
+    // it does, the message goes on (without a verdict when it gave none).
+    let (raw, env, spam) = match state.rspamd.clone() {
+        Some(rspamd) => web::block(move || {
+            let verdict = rspamd.check(&raw, &env);
+            (raw, env, verdict)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("spam check task failed: {e}")))?,
+        None => (raw, env, crate::spam::SpamInput::default()),
+    };
+    crate::metrics::record_spam_check(&spam.check);
     let guard = state.pipeline.committer.begin();
     // An ordinary message is evaluated right here (~0.1 ms: parse, facts, policy):
     // a hop to the blocking pool and back costs more than that on a busy machine.
     // A large one goes to the pool, so it cannot hold up the other requests of this
     // worker.
+    // Called with the gateway's token (checked above): its spam headers may count.
     let prepared = if raw.len() <= INLINE_EVALUATION_MAX {
-        state.pipeline.prepare(raw, env, received_at)
+        state
+            .pipeline
+            .prepare_with(raw, env, received_at, spam, true)
     } else {
         let pipeline = state.pipeline.clone();
-        web::block(move || pipeline.prepare(raw, env, received_at))
+        web::block(move || pipeline.prepare_with(raw, env, received_at, spam, true))
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("evaluation task failed: {e}")))?
     }

@@ -130,6 +130,37 @@ struct MsgInner {
     values: Vec<std::sync::OnceLock<Dynamic>>,
 }
 
+/// The byte offset after `words` whitespace-separated words of `text` from `start`,
+/// punctuation after the last word left out (`Office:` ends before the colon).
+fn end_of_words(text: &str, start: usize, words: usize) -> usize {
+    let end = end_of_chunks(text, start, words);
+    let word = &text[start..end];
+    start + word.trim_end_matches(|c: char| !c.is_alphanumeric()).len()
+}
+
+/// The byte offset after `words` whitespace-separated chunks of `text` from `start`.
+fn end_of_chunks(text: &str, start: usize, words: usize) -> usize {
+    let Some(rest) = text.get(start..) else {
+        return start;
+    };
+    let mut seen = 0;
+    let mut in_word = false;
+    for (i, c) in rest.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                seen += 1;
+                if seen == words {
+                    return start + i;
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    text.len()
+}
+
 fn s(v: &str) -> Dynamic {
     Dynamic::from(ImmutableString::from(v))
 }
@@ -247,6 +278,12 @@ fn property(f: &Facts, name: &str) -> Dynamic {
         "envelope_to" => strings(&f.envelope.rcpt_to),
         "client_ip" => opt(f.envelope.client_ip.as_deref()),
         "parsed" => Dynamic::from_bool(f.parsed),
+        "spam" => f.spam.as_ref().map_or(Dynamic::UNIT, spam_map),
+        "spam_check" => s(&f.spam_check.describe()),
+        "auth" => f.auth.as_ref().map_or(Dynamic::UNIT, auth_map),
+        "from_source" => s(&f.from_source),
+        "charset_guessed" => opt(f.charset_guessed.as_deref()),
+        "forwarded" => Dynamic::from_bool(f.forwarded),
         _ => Dynamic::UNIT,
     }
 }
@@ -277,7 +314,34 @@ pub const MSG_FIELDS: &[&str] = &[
     "envelope_to",
     "client_ip",
     "parsed",
+    "spam",
+    "spam_check",
+    "auth",
+    "from_source",
+    "charset_guessed",
+    "forwarded",
 ];
+
+fn spam_map(v: &crate::spam::SpamVerdict) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("verdict".into(), s(&v.verdict));
+    m.insert("score".into(), Dynamic::from_float(v.score as rhai::FLOAT));
+    m.insert("action".into(), s(&v.action));
+    m.insert("symbols".into(), strings(&v.symbols));
+    m.insert("source".into(), s(&v.source));
+    Dynamic::from_map(m)
+}
+
+fn auth_map(a: &crate::spam::AuthResults) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("spf".into(), s(&a.spf));
+    m.insert("dkim".into(), s(&a.dkim));
+    m.insert("dkim_domains".into(), strings(&a.dkim_domains));
+    m.insert("dmarc".into(), s(&a.dmarc));
+    m.insert("from_domain".into(), s(&a.from_domain));
+    m.insert("forged".into(), Dynamic::from_bool(a.sender_forged()));
+    Dynamic::from_map(m)
+}
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
@@ -487,6 +551,38 @@ pub fn register(engine: &mut Engine) {
             .collect())
     });
 
+    // The text with every match of a list blanked (each matched word replaced by spaces),
+    // e.g. terms that contain a failure word but name a thing ("error correction").
+    engine.register_fn("list_remove", |list: &str, text: &str| -> Res<String> {
+        let found = with_ctx(|c| c.lists.get(list).map(|l| l.find_all(text)))?
+            .ok_or_else(|| list_error(list))?;
+        let mut out = text.to_owned();
+        for m in &found {
+            let words = m.word.split_whitespace().count().max(1);
+            let end = end_of_words(text, m.start, words);
+            if m.start < end && out.is_char_boundary(m.start) && out.is_char_boundary(end) {
+                out.replace_range(m.start..end, &" ".repeat(end - m.start));
+            }
+        }
+        probe::note(
+            || format!("list_remove(\"{list}\", {{text}})"),
+            Some(text),
+            || format!("{} removed", found.len()),
+        );
+        Ok(out)
+    });
+    engine.register_fn("sentence_at", |t: &str, at: INT| -> String {
+        text::prose::sentence_at(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("text_before", |t: &str, at: INT| -> String {
+        text::prose::text_before(t, usize::try_from(at).unwrap_or(0)).to_owned()
+    });
+    engine.register_fn("prose", |t: &str| text::prose(t));
+    engine.register_fn("statements", |t: &str| text::statements(t));
+    engine.register_fn("questions", |t: &str| -> Array {
+        text::questions(t).iter().map(|q| s(q)).collect()
+    });
+
     engine.register_fn("list_unmatched", |list: &str, text: &str| -> Res<Array> {
         let words = with_ctx(|c| c.lists.get(list).map(|l| l.unmatched_words(text)))?
             .ok_or_else(|| list_error(list))?;
@@ -565,6 +661,10 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("detect_lang", |t: &str| text::detect_lang(t).to_owned());
     engine.register_fn("strip_quoted", |t: &str| text::strip_quoted(t));
     engine.register_fn("has_pasted_log", |t: &str| text::has_pasted_log(t));
+    engine.register_fn("strip_pasted", |t: &str| text::strip_pasted(t));
+    engine.register_fn("aimed_at_self", |t: &str, offset: INT| {
+        text::aimed_at_self(t, usize::try_from(offset).unwrap_or(0))
+    });
     engine.register_fn("is_mojibake", |t: &str| text::is_mojibake(t));
     engine.register_fn("has_meaningful_text", |t: &str| {
         text::has_meaningful_text(t)

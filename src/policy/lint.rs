@@ -298,6 +298,12 @@ fn sample_facts() -> Facts {
         sender_contract: None,
         envelope: Envelope::default(),
         parsed: true,
+        spam: None,
+        spam_check: Default::default(),
+        auth: None,
+        from_source: "from".into(),
+        charset_guessed: None,
+        forwarded: false,
     }
 }
 

@@ -14,12 +14,24 @@ static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
     regex::RegexBuilder::new(concat!(
         // A timestamp opening the line: ISO, dd.mm.yyyy, mm/dd/yyyy, syslog, logcat,
         // bare hh:mm:ss, dmesg uptime.
-        r"^[ \t]*[\[(<]?[ \t]*(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{1,2}:[0-9]{2}|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2,4}[ ,T]+[0-9]{1,2}:[0-9]{2}",
+        r"^[ \t]*[\[(<]?[ \t]*(?:[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ T][0-9]{1,2}:[0-9]{2}|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2,4}[ ,T]+[0-9]{1,2}:[0-9]{2}",
+        // Apache error log: [Mon Nov 23 10:15:44.219937 2026]; journald with Russian months.
+        r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[ \t]+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[ \t]+[0-9]{1,2}[ \t]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|(?:янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек)[а-я]*\.?[ \t]+[0-9]{1,2}[ \t]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
         r"|[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}[ ,]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
         r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*[ \t]+[0-9]{1,2},?[ \t]+(?:[0-9]{4}[ \t]+)?[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
         r"|[0-9]{2}-[0-9]{2}[ \t]+[0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]{1,6})?(?:[^0-9]|$)|[0-9]+\.[0-9]{3,6}[ \t]*\])",
         // A log level in brackets anywhere, or opening the line with a delimiter.
-        r"|[\[<][ \t]*(?:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|SEVERE|NOTICE)[ \t]*[\]>]",
+        r"|[\[<][ \t]*(?i:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|SEVERE|NOTICE|ALERT|EMERG)[ \t]*[\]>]",
+        // Apache/nginx access log: … [18/Nov/2026:09:41:07 +1100] "GET /x HTTP/1.1" 502 …
+        r"|\[[0-9]{1,2}/(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}",
+        // Apache error log module:level, e.g. [proxy:error].
+        r"|\[[a-z_]+:(?:error|warn|notice|info|debug|crit|alert|emerg)\]",
+        // JSON lines: an object on one line with at least one "key": value pair.
+        r#"|^[ \t]*\{[ \t]*"[^"]+"[ \t]*:.*\}[ \t]*,?[ \t]*$"#,
+        // HTTP exchanges: status lines, request lines (curl -v, browser consoles, access logs).
+        r"|^[ \t]*[<>]?[ \t]*HTTP/[0-9.]+[ \t]+[0-9]{3}(?:[^0-9]|$)",
+        r"|^[ \t]*[<>]?[ \t]*(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)[ \t]+(?:/|https?://)\S*",
         r"|^[ \t]*(?:ERROR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRITICAL|SEVERE)[ \t]*[:|\]-]",
         r"|(?:^|[^A-Za-z])level=(?:error|warn|warning|info|debug|fatal|trace)(?:[^a-z]|$)",
         // Android logcat: E/MediaPlayer( 1234): …
@@ -45,12 +57,51 @@ static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// `level=error`, logcat `E/Tag(123):`), or stack-trace lines (Java/.NET/JS `at …`
 /// frames, Python `File "x.py", line 3`, `Traceback (most recent call last):`,
 /// `Exception in thread`, `java.lang.X Exception`), so a header plus one frame counts.
+///
+/// One line is enough when it is a whole log record: a timestamp, then a process tag
+/// (`sc-transcoder[774]:`) or a log level word, then a message (see [`is_log_record`]);
+/// a date in a sentence is not.
 pub fn has_pasted_log(text: &str) -> bool {
-    text.lines()
-        .filter(|line| line.len() >= 6 && LOG_LINE.is_match(line))
-        .take(2)
-        .count()
-        >= 2
+    let mut lines = 0;
+    for line in text.lines() {
+        if line.len() >= 6 && LOG_LINE.is_match(line) {
+            lines += 1;
+            if lines >= 2 || is_log_record(line) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A whole log record on one line: opened by a timestamp and carrying a process tag
+/// (`host prog[123]:`) or a level word (`ERROR`, `WARN`, `[error]`, `level=warn`,
+/// `"level":"warn"`), with at least 30 characters in all; or an access-log line.
+static LOG_RECORD: LazyLock<Regex> = LazyLock::new(|| {
+    regex::RegexBuilder::new(concat!(
+        r"^[ \t]*[\[(<]?[ \t]*(?:[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ T][0-9]{1,2}:[0-9]{2}",
+        r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[ \t]+[A-Z][a-z]{2}[ \t]+[0-9]{1,2}[ \t]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[ \t]+[0-9]{1,2}[ \t]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|(?:янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек)[а-я]*\.?[ \t]+[0-9]{1,2}[ \t]+[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+        r"|[0-9]{1,2}:[0-9]{2}:[0-9]{2}[.,][0-9]{1,6})",
+        r".*(?:[A-Za-z0-9_.-]+\[[0-9]+\]:|(?:^|[^A-Za-z])(?:ERROR|ERR|WARN|WARNING|INFO|DEBUG|FATAL|TRACE|CRIT|CRITICAL|NOTICE)(?:[^A-Za-z]|$)",
+        r#"|\[(?:[a-z_]+:)?(?:error|warn|warning|notice|info|debug|crit|alert|emerg)\]|level=[a-z]+|"(?:level|severity|lvl)"[ \t]*:)"#,
+        r"|\[[0-9]{1,2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}[^\]]*\][ \t]+\x22[A-Z]+[ \t]",
+        r#"|^[ \t]*\{.*"(?:ts|time|timestamp|@timestamp|datetime)"[ \t]*:.*"(?:level|severity|lvl|msg|message)"[ \t]*:"#,
+    ))
+    .build()
+    .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// Whether one line is a whole log record (see [`LOG_RECORD`]).
+fn is_log_record(line: &str) -> bool {
+    line.trim().len() >= 30 && LOG_RECORD.is_match(line)
+}
+
+/// Whether a line looks like a log record, a stack frame, a JSON line or an HTTP
+/// exchange line (the single-line test of [`has_pasted_log`]).
+pub(crate) fn is_log_line(line: &str) -> bool {
+    line.len() >= 6 && LOG_LINE.is_match(line)
 }
 
 /// Characters of windows-1251 bytes 0x80–0xBF: the second byte of a UTF-8 Cyrillic letter
@@ -224,6 +275,9 @@ fn token_stats(token: &str) -> TokenStats {
 /// 40% of them, are affected. Normal Russian, English, mixed technical text with
 /// CamelCase identifiers, accented names and emoji are not.
 pub fn is_mojibake(text: &str) -> bool {
+    if letters_lost(text) {
+        return true;
+    }
     // Every pattern above needs a character beyond ASCII.
     if text.is_ascii() {
         return false;
@@ -267,6 +321,28 @@ pub fn is_mojibake(text: &str) -> bool {
         affected += caps_words;
     }
     affected >= 3 && affected * 10 >= words * 4
+}
+
+/// Whether letters were lost in transit: text converted to a charset that lacks them
+/// turns each letter into `?` (`?????? ????!`). True when at least 3 words of 2+
+/// characters, and at least 40% of all such words, are only question marks.
+fn letters_lost(text: &str) -> bool {
+    if !text.contains("??") {
+        return false;
+    }
+    let (mut words, mut lost) = (0usize, 0usize);
+    for token in text.split_whitespace() {
+        let token = token
+            .trim_matches(|c: char| matches!(c, ',' | '.' | '!' | ':' | ';' | '"' | '(' | ')'));
+        if token.chars().count() < 2 {
+            continue;
+        }
+        words += 1;
+        if token.bytes().all(|b| b == b'?') {
+            lost += 1;
+        }
+    }
+    lost >= 3 && lost * 10 >= words * 4
 }
 
 /// Whether a human could act on the text: at least 2 words of 2+ letters that are not
@@ -378,6 +454,17 @@ mod tests {
     }
 
     #[test]
+    fn letters_lost_to_question_marks_are_mojibake() {
+        assert!(is_mojibake(
+            "?????? ????! ??????????, ??? ?? MAG-524 ???????? UTC+3.\n???????!\n?????"
+        ));
+        assert!(!is_mojibake(
+            "Why? What?? Is it the box or the portal??? MAG-524 works."
+        ));
+        assert!(!is_mojibake("Does it work??"));
+    }
+
+    #[test]
     fn normal_texts_are_not_mojibake() {
         assert!(!is_mojibake(RU));
         assert!(!is_mojibake(
@@ -426,6 +513,39 @@ mod tests {
     }
 
     #[test]
+    fn common_log_formats_are_found() {
+        // One whole record is enough.
+        assert!(has_pasted_log(
+            "Вход транскодера:\n\nDec  2 02:03:07 tr-arh-01 sc-transcoder[774]: WARN input udp://239.1.10.1:1234: no data"
+        ));
+        assert!(has_pasted_log(
+            "2026-11-27T19:32:04+10:00 mcproxy-sc01 mitv-mcproxy[901]: ERROR igmp: socket send failed"
+        ));
+        assert!(has_pasted_log(
+            "ноя 29 13:02:44 epg01 sc-epg-exporter[9921]: panic: runtime error"
+        ));
+        assert!(has_pasted_log(
+            "2026/11/25 20:41:13 [error] 1732#1732: *88112093 upstream prematurely closed connection"
+        ));
+        assert!(has_pasted_log(
+            "203.0.113.57 - - [18/Nov/2026:09:41:07 +1100] \"GET /portal/api/v2/epg?ch=105 HTTP/1.1\" 502 157 \"-\""
+        ));
+        assert!(has_pasted_log(
+            "[Mon Nov 23 10:15:44.219937 2026] [proxy:error] [pid 18812:tid 140233] AH00957: attempt to connect failed"
+        ));
+        assert!(has_pasted_log(
+            r#"{"ts":"2026-11-21T22:14:03.118Z","level":"warn","edge":"syd-edge-02","status":503}"#
+        ));
+        // HTTP exchanges and JSON answers, two lines.
+        assert!(has_pasted_log(
+            "GET /api/v3/vod/search?q=kino -> 200\nGET /api/v3/vod/search?q=x -> 200"
+        ));
+        assert!(has_pasted_log(
+            "HTTP/1.1 401 Unauthorized\nServer: nginx\n\n{\"code\":401,\"message\":\"x\"}"
+        ));
+    }
+
+    #[test]
     fn stack_traces_are_found() {
         let java = "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.vendor.epg.Loader.load(Loader.java:42)";
         assert!(has_pasted_log(java));
@@ -441,7 +561,10 @@ mod tests {
             "Ошибка появилась 24.11.2026 около 10:15.\nПриставка пишет ERROR 1003 на экране."
         ));
         assert!(!has_pasted_log("The box shows an ERROR message at start.\nWe looked at home (twice) and at the office."));
-        assert!(!has_pasted_log("2026-11-24 10:15:03 ERROR one line only"));
+        assert!(!has_pasted_log("2026-11-24 10:15"));
+        assert!(!has_pasted_log(
+            "The stream stopped at 10:15:03 and came back.\nSince 2026-11-24 it is worse."
+        ));
     }
 
     #[test]

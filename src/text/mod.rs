@@ -12,11 +12,16 @@
 //! - [`similarity`] — [`Fingerprint`] and near-duplicate [`similarity()`].
 //! - [`lang`] — `"ru"` / `"en"` by script ([`detect_lang`]).
 //! - [`detect`] — pasted logs, mojibake, meaningful text.
+//! - [`prose`] — the sentences a sender wrote: no data lines, statements and questions.
+//! - [`pasted`] — text without pasted code, encoded blocks, logs and links
+//!   ([`strip_pasted`]), and whether a word aims at the writer or no one ([`aimed_at_self`]).
 
 pub mod detect;
 pub mod lang;
 mod letters;
 pub mod normalize;
+pub mod pasted;
+pub mod prose;
 pub mod quote;
 mod scan;
 pub mod similarity;
@@ -25,6 +30,8 @@ pub mod wordlist;
 pub use detect::{has_meaningful_text, has_pasted_log, is_mojibake};
 pub use lang::detect_lang;
 pub use normalize::{normalize, tokens};
+pub use pasted::{aimed_at_self, strip_pasted};
+pub use prose::{prose, questions, statements};
 pub use quote::strip_quoted;
 pub use similarity::{similarity, Fingerprint};
 pub use wordlist::{ListError, ListMatch, WordList, WordLists};

@@ -526,15 +526,35 @@ fn match_tail(text: &str, mut word_end: usize, tail: &[(String, bool)]) -> Optio
 const WILDCARD_MAX: usize = 4;
 
 /// Whether the word pattern (`*` = 1..=4 letters) can spell `entry` (followed by any
-/// ending when `root`).
+/// ending when `root`). A `*` stands only for letters of the entry's own spelling: the
+/// letters written after it must go on with that spelling, and the word must write at
+/// least as many of the entry's letters as it masks (two at least). So `f*ck`,
+/// `f*cking`, `fuc*` and `х*й` spell their entries, but `s*dc` does not spell `shit*`
+/// and `E*Trade` does not spell `ebanut*` (the `*` would swallow most of the entry and
+/// leave the rest of the word to the free ending).
 fn glob_matches(pattern: &[char], entry: &[char], root: bool) -> bool {
+    glob_counted(pattern, entry, root, 0, 0)
+}
+
+fn glob_counted(
+    pattern: &[char],
+    entry: &[char],
+    root: bool,
+    written: usize,
+    masked: usize,
+) -> bool {
+    let fair = || written >= masked && written >= 2;
     match pattern.split_first() {
-        None => entry.is_empty(),
-        Some(_) if entry.is_empty() => root,
-        Some(('*', rest)) => {
-            (1..=WILDCARD_MAX.min(entry.len())).any(|k| glob_matches(rest, &entry[k..], root))
+        None => entry.is_empty() && fair(),
+        Some(_) if entry.is_empty() => root && fair(),
+        Some(('*', [])) => {
+            entry.len() <= WILDCARD_MAX && written >= masked + entry.len() && written >= 2
         }
-        Some((c, rest)) => *c == entry[0] && glob_matches(rest, &entry[1..], root),
+        Some(('*', rest)) => (1..=WILDCARD_MAX.min(entry.len() - 1))
+            .any(|k| glob_counted(rest, &entry[k..], root, written, masked + k)),
+        Some((c, rest)) => {
+            *c == entry[0] && glob_counted(rest, &entry[1..], root, written + 1, masked)
+        }
     }
 }
 
@@ -713,6 +733,22 @@ ass*
     #[test]
     fn wildcard_word_does_not_match_unrelated_entries() {
         assert!(words("м*н сообщение: с*к").is_empty());
+    }
+
+    #[test]
+    fn wildcard_stands_only_for_letters_of_the_entry() {
+        // The letters after the mask must continue the entry's own spelling.
+        assert!(words(r#"m = re.compile(r"\s*dc:title=(.*?)")"#).is_empty());
+        assert!(words("I also use E*Trade and s*dc").is_empty());
+        let list = WordList::parse("o", "прайс*\nebal*\nebanut*").unwrap();
+        assert!(list.find_all("п*здец").is_empty());
+        assert!(list.find_all("E*Trade").is_empty());
+        // Every masked form of a real entry is still caught.
+        assert_eq!(
+            words("f*ck f*cking fuc* sh*t"),
+            vec!["f*ck", "f*cking", "fuc*", "sh*t"]
+        );
+        assert_eq!(words("п*зда, х*йня, f*k"), vec!["п*зда", "х*йня", "f*k"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod process;
 mod redelivery;
 mod reload;
 mod rules;
+mod spam;
 mod staff;
 mod storage;
 mod submit;
