@@ -41,11 +41,8 @@ pub mod portal;
 pub mod reply;
 pub mod scoring;
 pub mod sla;
-<<<<<<< HEAD
-pub mod staff;
-=======
 pub mod spam;
->>>>>>> main
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod text;
