@@ -33,6 +33,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub outbox: Outbox,
     pub tokens: Tokens,
+    /// Named staff accounts and their tokens.
+    pub staff: crate::staff::Staff,
     pub max_body: usize,
     pub clock: Clock,
     pub tag_prefix: String,
@@ -191,6 +193,7 @@ impl App {
             OutboxConfig::from_config(config),
         );
         let state = web::Data::new(AppState {
+            staff: crate::staff::Staff::open(&pipeline.store),
             pipeline,
             outbox,
             tokens,
@@ -223,6 +226,7 @@ impl App {
                 ))
                 .configure(super::handlers::configure)
                 .configure(super::tickets::configure)
+                .configure(super::staff_admin::configure)
                 .configure(crate::portal::configure)
                 .configure(crate::metrics::configure)
         })

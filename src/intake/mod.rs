@@ -6,6 +6,8 @@ pub mod app;
 pub mod error;
 pub mod handlers;
 pub mod reload;
+pub mod staff_admin;
+pub mod staff_auth;
 pub mod tickets;
 
 pub use app::{App, Clock};

@@ -15,6 +15,7 @@ mod redelivery;
 mod reload;
 mod rules;
 mod spam;
+mod staff;
 mod storage;
 mod submit;
 mod tools;
