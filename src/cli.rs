@@ -100,6 +100,11 @@ pub enum Command {
         #[arg(default_value = "rules")]
         dir: PathBuf,
     },
+    /// Manage staff accounts: add, list, disable, token.
+    Staff {
+        #[command(subcommand)]
+        command: crate::staff::cli::StaffCommand,
+    },
     /// Read one message on stdin and post it to the hook (for an MTA pipe).
     Submit {
         /// Envelope sender, as Postfix passes ${sender}.
@@ -183,6 +188,7 @@ pub fn run(cli: Cli) -> ExitCode {
             jobs,
         } => test(&config, &dir, rules, junit, only, jobs),
         Command::Lint { dir } => lint(&dir),
+        Command::Staff { command } => crate::staff::cli::run(&config, command),
         Command::Diff {
             from,
             to,

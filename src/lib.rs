@@ -42,6 +42,7 @@ pub mod reply;
 pub mod scoring;
 pub mod sla;
 pub mod spam;
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -136,6 +136,8 @@ fn set_status(t: &mut Ticket, to: Status, at: Timestamp) {
 /// A staff status change with its note: checked against [`staff_targets`],
 /// applied, and recorded as an event (who, when, from, to, why).
 ///
+/// `by` is recorded as given: the authenticated caller (`staff:<email>`, `api`, `admin`).
+///
 /// # Errors
 /// The ticket already has that status, or the transition is not allowed.
 pub fn staff_change(
@@ -164,7 +166,7 @@ pub fn staff_change(
         at,
         kind: "status".into(),
         detail: format!("{} -> {}", from.as_str(), to.as_str()),
-        by: Some(format!("staff:{by}")),
+        by: Some(by.to_owned()),
         from: Some(from),
         to: Some(to),
         note: Some(note.to_owned()).filter(|n| !n.is_empty()),
@@ -350,6 +352,8 @@ fn item_for(
 /// the subject, answering the client's latest message), an event in the history,
 /// and the reaction timer stopped.
 ///
+/// `by` is recorded as given (see [`staff_change`]).
+///
 /// # Errors
 /// Empty text; the ticket is closed.
 pub fn staff_reply(
@@ -386,7 +390,7 @@ pub fn staff_reply(
         at,
         kind: "staff_reply".into(),
         detail: format!("reply to {}", t.owner),
-        by: Some(format!("staff:{by}")),
+        by: Some(by.to_owned()),
         note: Some(text.to_owned()),
         message_id: Some(item.message_id.clone()),
         public: true,
@@ -581,7 +585,7 @@ mod tests {
         ];
         for (i, (to, note)) in steps.iter().enumerate() {
             let at = ts("2026-11-24T08:00:00Z") + jiff::SignedDuration::from_mins(i as i64);
-            let e = staff_change(&mut t, *to, "anna", note, at).unwrap();
+            let e = staff_change(&mut t, *to, "staff:anna", note, at).unwrap();
             assert_eq!(e.to, Some(*to));
             assert_eq!(e.by.as_deref(), Some("staff:anna"));
             assert_eq!(e.note.as_deref(), Some(*note));

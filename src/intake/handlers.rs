@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -32,7 +32,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-fn same(a: &str, b: &Secret) -> bool {
+pub(crate) fn same(a: &str, b: &Secret) -> bool {
     let (a, b) = (a.as_bytes(), b.expose().as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -247,7 +247,7 @@ async fn get_ticket(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.staff, &state.tokens.admin])?;
+    super::staff_auth::caller(&req, &state, super::staff_auth::Role::Agent).await?;
     let number: u64 = path
         .trim_start_matches('#')
         .parse()
@@ -307,7 +307,8 @@ async fn get_ticket(
 }
 
 async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.admin])?;
+    let by = super::staff_auth::caller(&req, &state, super::staff_auth::Role::Admin).await?;
+    tracing::info!(by = %by, "rules reload asked");
     let rules = state.pipeline.rules.clone();
     let res = web::block(move || super::reload::reload(&rules, super::reload::Trigger::Api))
         .await
@@ -328,7 +329,7 @@ async fn rules_info(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.admin, &state.tokens.staff])?;
+    super::staff_auth::caller(&req, &state, super::staff_auth::Role::Agent).await?;
     let set = state.pipeline.rules.current();
     Ok(HttpResponse::Ok().json(json!({
         "revision": set.revision,

@@ -7,6 +7,8 @@ pub mod error;
 pub mod evalpool;
 pub mod handlers;
 pub mod reload;
+pub mod staff_admin;
+pub mod staff_auth;
 pub mod tickets;
 
 pub use app::{App, Clock};

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::app::AppState;
 use super::error::ApiError;
-use super::handlers::authorize;
+use super::staff_auth::{caller, Role};
 use crate::decision::Status;
 use crate::lifecycle::{self, NotifyPolicy};
 use crate::store::{StoreError, Ticket};
@@ -85,7 +85,7 @@ async fn list_tickets(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.staff, &state.tokens.admin])?;
+    caller(&req, &state, Role::Agent).await?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -132,7 +132,7 @@ pub fn overdue_now(
 }
 
 async fn overdue(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.staff, &state.tokens.admin])?;
+    caller(&req, &state, Role::Agent).await?;
     let st = state.clone();
     let counts = web::block(move || overdue_now(&st))
         .await
@@ -147,22 +147,23 @@ struct StatusRequest {
     status: String,
     /// Why: required, it goes into the history.
     note: String,
-    /// Who (the staff token is shared; the name goes into the history).
+    /// Refused when present (see [`refuse_by`]).
     #[serde(default)]
-    by: Option<String>,
+    by: Option<serde::de::IgnoredAny>,
     /// Whether the note is told to the client (notification, portal).
     #[serde(default)]
     public_note: bool,
 }
 
-fn who(by: &Option<String>) -> Result<String, ApiError> {
-    let by = by.as_deref().unwrap_or("staff").trim();
-    if by.is_empty() || by.len() > 100 || by.chars().any(char::is_control) {
-        return Err(ApiError::InvalidPayload(
-            "`by`: a name of 1-100 printable characters".into(),
-        ));
+/// A `by` in a request body is refused: events record the authenticated caller.
+fn refuse_by(by: &Option<serde::de::IgnoredAny>) -> Result<(), ApiError> {
+    match by {
+        Some(_) => Err(ApiError::InvalidPayload(
+            "`by` is not accepted: events record the account the request is authenticated as"
+                .into(),
+        )),
+        None => Ok(()),
     }
-    Ok(by.to_owned())
 }
 
 async fn change_status(
@@ -171,9 +172,10 @@ async fn change_status(
     body: web::Json<StatusRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.staff, &state.tokens.admin])?;
+    let by = caller(&req, &state, Role::Agent).await?;
     let number = number(&path)?;
     let body = body.into_inner();
+    refuse_by(&body.by)?;
     let to = Status::parse(&body.status)
         .ok_or_else(|| ApiError::InvalidPayload(format!("no status {:?}", body.status)))?;
     if body.note.trim().is_empty() {
@@ -181,7 +183,6 @@ async fn change_status(
             "`note`: say why the status changes".into(),
         ));
     }
-    let by = who(&body.by)?;
     let policy = match NotifyPolicy::load(&state.pipeline.rules.current().root) {
         Ok(p) => p,
         Err(e) => {
@@ -233,8 +234,9 @@ async fn change_status(
 #[serde(deny_unknown_fields)]
 struct ReplyRequest {
     text: String,
+    /// Refused when present (see [`refuse_by`]).
     #[serde(default)]
-    by: Option<String>,
+    by: Option<serde::de::IgnoredAny>,
 }
 
 async fn reply(
@@ -243,13 +245,13 @@ async fn reply(
     body: web::Json<ReplyRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &[&state.tokens.staff, &state.tokens.admin])?;
+    let by = caller(&req, &state, Role::Agent).await?;
     let number = number(&path)?;
     let body = body.into_inner();
+    refuse_by(&body.by)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::InvalidPayload("`text` is empty".into()));
     }
-    let by = who(&body.by)?;
     let now = (state.clock)();
     let domain = reply_domain(&state);
     let store = state.pipeline.store.clone();

@@ -288,7 +288,7 @@ pub fn evaluate_with(
             .collect();
     }
     let lang = facts.lang.clone();
-    let decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
+    let mut decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
         Some(Ok(d)) => d,
         Some(Err(e)) => {
             let text = format!("{}: {e}", set.decide.path.display());
@@ -298,6 +298,7 @@ pub fn evaluate_with(
         }
         None => failed(findings, &errors, &lang),
     };
+    decision.charset_guessed = facts.charset_guessed.clone();
     Evaluation {
         decision,
         trace,

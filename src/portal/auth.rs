@@ -36,10 +36,12 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// Links and sessions.
+/// Links and sessions, in two collections (the portal's, or the staff console's).
 #[derive(Clone)]
 pub struct AuthStore {
     store: Store,
+    links: &'static str,
+    sessions: &'static str,
 }
 
 /// 256 random bits as 64 hex digits.
@@ -50,7 +52,8 @@ pub fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn key(token: &str) -> [u8; 32] {
+/// The stored key of a token: its blake3 hash (a copy of the database signs no one in).
+pub fn token_key(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
 
@@ -68,17 +71,25 @@ const SESSIONS: &str = "portal_sessions";
 impl AuthStore {
     /// Links and sessions in the store's keyed collections.
     pub fn open(store: &Store) -> AuthStore {
+        AuthStore::named(store, LINKS, SESSIONS)
+    }
+
+    /// Links and sessions in other collections (the staff console's), with the
+    /// same promises; a token of one never opens the other.
+    pub fn named(store: &Store, links: &'static str, sessions: &'static str) -> AuthStore {
         AuthStore {
             store: store.clone(),
+            links,
+            sessions,
         }
     }
 
     fn links(&self) -> Result<Collection, StoreError> {
-        self.store.collection(LINKS)
+        self.store.collection(self.links)
     }
 
     fn sessions(&self) -> Result<Collection, StoreError> {
-        self.store.collection(SESSIONS)
+        self.store.collection(self.sessions)
     }
 
     /// Issues a one-time link token for `grant` (only its hash is stored).
@@ -88,7 +99,7 @@ impl AuthStore {
     pub fn issue_link(&self, grant: &LinkGrant) -> Result<String, StoreError> {
         let token = random_token();
         self.links()?
-            .put_json(&key(&token), grant, Some(grant.expires_at))?;
+            .put_json(&token_key(&token), grant, Some(grant.expires_at))?;
         Ok(token)
     }
 
@@ -103,7 +114,7 @@ impl AuthStore {
         token: &str,
         now: Timestamp,
     ) -> Result<Option<LinkGrant>, StoreError> {
-        let Some(entry) = self.links()?.take(&key(token))? else {
+        let Some(entry) = self.links()?.take(&token_key(token))? else {
             return Ok(None);
         };
         let grant: LinkGrant = entry.json()?;
@@ -117,7 +128,7 @@ impl AuthStore {
     pub fn peek_link(&self, token: &str, now: Timestamp) -> Result<bool, StoreError> {
         Ok(self
             .links()?
-            .get_json::<LinkGrant>(&key(token), now)?
+            .get_json::<LinkGrant>(&token_key(token), now)?
             .is_some_and(|g| g.expires_at > now))
     }
 
@@ -141,7 +152,7 @@ impl AuthStore {
             csrf: random_token(),
         };
         self.sessions()?
-            .put_json(&key(&token), &session, Some(session.expires_at))?;
+            .put_json(&token_key(&token), &session, Some(session.expires_at))?;
         Ok((token, session))
     }
 
@@ -150,7 +161,7 @@ impl AuthStore {
     /// # Errors
     /// Read failures, corrupt records.
     pub fn session(&self, token: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        let k = key(token);
+        let k = token_key(token);
         let sessions = self.sessions()?;
         let Some(entry) = sessions.get(&k)? else {
             return Ok(None);
@@ -168,7 +179,7 @@ impl AuthStore {
     /// # Errors
     /// Write failures.
     pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        self.sessions()?.delete(&key(token))
+        self.sessions()?.delete(&token_key(token))
     }
 
     /// Revokes every session and unused link of an address; returns how many.
@@ -178,7 +189,7 @@ impl AuthStore {
     pub fn revoke_address(&self, email: &str) -> Result<usize, StoreError> {
         let email = email.trim().to_lowercase();
         let mut writes = Writes::new();
-        for name in [SESSIONS, LINKS] {
+        for name in [self.sessions, self.links] {
             for entry in self.store.collection(name)?.scan_all(b"", None)? {
                 let who = serde_json::from_slice::<serde_json::Value>(&entry.value)
                     .ok()
@@ -273,7 +284,7 @@ mod tests {
         assert_eq!(t.len(), 64);
         // Only the hash is stored.
         assert!(a.links().unwrap().get(t.as_bytes()).unwrap().is_none());
-        assert!(a.links().unwrap().get(&key(&t)).unwrap().is_some());
+        assert!(a.links().unwrap().get(&token_key(&t)).unwrap().is_some());
         assert!(a.peek_link(&t, ts("2026-11-24T10:00:00Z")).unwrap());
         assert_eq!(
             a.redeem_link(&t, ts("2026-11-24T10:00:00Z")).unwrap(),

@@ -14,8 +14,8 @@
 //! escapes every value in `.html` templates. What the client is *told by email*
 //! stays policy in `rules/templates/` (`portal_link`, `staff_reply`, `status_changed`).
 
-mod auth;
-mod pages;
+pub mod auth;
+pub(crate) mod pages;
 mod signin;
 mod tickets;
 

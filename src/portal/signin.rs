@@ -225,7 +225,7 @@ pub(super) async fn revoke(
     portal: web::Data<Portal>,
     state: web::Data<crate::intake::app::AppState>,
 ) -> Result<HttpResponse, crate::intake::error::ApiError> {
-    crate::intake::handlers::authorize(&req, &[&state.tokens.admin])?;
+    crate::intake::staff_auth::caller(&req, &state, crate::intake::staff_auth::Role::Admin).await?;
     let auth = portal.auth.clone();
     let email = body.email.clone();
     let n = web::block(move || auth.revoke_address(&email))

@@ -16,6 +16,7 @@ mod reload;
 mod rules;
 mod security;
 mod spam;
+mod staff;
 mod storage;
 mod submit;
 mod tools;

@@ -340,3 +340,112 @@ async fn gateway_spam_headers_count_only_when_trusted() {
     }
     app.stop().await;
 }
+
+fn claimed_by_contract(message_id: &str, auth: &str) -> Vec<u8> {
+    format!(
+        "Authentication-Results: {auth}\r\n\
+From: Ivan <i.petrov@telecom-sever.ru>\r\nTo: support@vendor.example\r\n\
+Subject: STB-4K reboots when EPG loads\r\nDate: Tue, 24 Nov 2026 10:15:00 +0300\r\nMessage-ID: <{message_id}>\r\n\r\n\
+Our STB-4K reboots every time the EPG loads. Steps: 1. boot 2. open EPG. Client MI-10234.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_results_of_our_mta_only_mark_a_forged_contract_sender() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn_with_env(
+        options(smtp.port),
+        &[("INTAKE__SPAM__AUTHSERV_ID", "mx.vendor.example")],
+    )
+    .await;
+    let unverified =
+        |body: &serde_json::Value| codes(body).contains(&"sender_unverified".to_owned());
+    let (_, body) = app.post(&claimed_by_contract(
+        "auth-1@x",
+        "mx.vendor.example; spf=fail smtp.mailfrom=telecom-sever.ru; dmarc=fail header.from=telecom-sever.ru",
+    ));
+    assert!(unverified(&body), "{body}");
+    // The same claim made by another host is no result of ours.
+    let (_, body) = app.post(&claimed_by_contract(
+        "auth-2@x",
+        "evil.example; spf=fail smtp.mailfrom=telecom-sever.ru; dmarc=fail header.from=telecom-sever.ru",
+    ));
+    assert!(!unverified(&body), "{body}");
+    // SPF fails but an aligned DKIM signature passes: the sender is who it says.
+    let (_, body) = app.post(&claimed_by_contract(
+        "auth-3@x",
+        "mx.vendor.example; spf=fail smtp.mailfrom=telecom-sever.ru; dkim=pass header.d=telecom-sever.ru",
+    ));
+    assert!(!unverified(&body), "{body}");
+    app.stop().await;
+}
+
+fn from_unknown(from: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@vendor.example\r\n\
+Subject: Question about HLS streaming {message_id}\r\nDate: Tue, 24 Nov 2026 10:15:00 +0300\r\nMessage-ID: <{message_id}>\r\n\r\n\
+How do I configure HLS output with 4 second segments on the encoder {message_id}?\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_backscatter_one_reply_per_unknown_sender_and_none_to_unanswerable_addresses() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(smtp.port).await;
+    let (_, first) = app.post(&from_unknown(
+        "stranger@unknown.example",
+        "u-1@unknown.example",
+    ));
+    assert!(
+        first["reply"].is_string(),
+        "the first message is answered: {first}"
+    );
+    let (_, second) = app.post(&from_unknown(
+        "stranger@unknown.example",
+        "u-2@unknown.example",
+    ));
+    assert!(second["ticket"].is_number(), "still filed: {second}");
+    // A contracted client is not limited this way.
+    let (_, c1) = app.post(&crate::hook::request_ru("c-1@telecom-sever.ru", "STB-4K"));
+    let (_, c2) = app.post(&crate::hook::request_ru("c-2@telecom-sever.ru", "TV-Box"));
+    assert!(
+        c1["reply"].is_string() && c2["reply"].is_string(),
+        "{c1} {c2}"
+    );
+    let (_, two_at) = app.post(&from_unknown(
+        "\"a@b\"@c@unknown.example",
+        "u-3@unknown.example",
+    ));
+    let (_, no_domain) = app.post(&from_unknown("someone@localhost", "u-4@unknown.example"));
+    let (_, eight_bit) = app.post(&from_unknown(
+        "пользователь@unknown.example",
+        "u-5@unknown.example",
+    ));
+    assert!(
+        two_at["ticket"].is_number()
+            && no_domain["ticket"].is_number()
+            && eight_bit["ticket"].is_number()
+    );
+    app.drain_outbox().await;
+    let to: Vec<String> = smtp
+        .received_parsed()
+        .iter()
+        .map(|m| m.header("To").unwrap_or("").to_lowercase())
+        .collect();
+    assert_eq!(
+        to.iter()
+            .filter(|t| t.contains("stranger@unknown.example"))
+            .count(),
+        1,
+        "{to:?}"
+    );
+    assert_eq!(
+        to.iter().filter(|t| t.contains("telecom-sever.ru")).count(),
+        2,
+        "{to:?}"
+    );
+    assert_eq!(to.len(), 3, "nothing to the unanswerable addresses: {to:?}");
+    app.stop().await;
+}
