@@ -21,6 +21,15 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
+# PostgreSQL: a private cluster in a temporary directory on a free loopback port
+# (installs Debian's postgresql when missing), stopped at the end. The store's
+# PostgreSQL tests each make a database of their own on it.
+if [ -z "${INTAKE_TEST_PG_URL:-}" ]; then
+    eval "$(scripts/postgres.sh start)"
+    trap 'scripts/postgres.sh stop "$INTAKE_PG_DIR"' EXIT
+fi
+export INTAKE_TEST_PG_URL
+
 # The spam tests (tests/it/spam.rs) start Debian's Rspamd on loopback with a private
 # configuration (scripts/rspamd-private.sh: no Redis, no network lookups, a temp dir).
 if ! command -v rspamd >/dev/null 2>&1; then
@@ -42,6 +51,17 @@ if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --test-threads 2 --no-fail-fast "$@"
 else
     cargo test --release -- --test-threads 2 "$@"
+fi
+
+# The integration tests that write and read the store, again on PostgreSQL (the
+# unit suite of the store already runs once per engine above).
+if [ $# -eq 0 ]; then
+    PG_GROUPS='test(/^(hook|lifecycle|outbox|redelivery|portal)::/)'
+    if command -v cargo-nextest >/dev/null 2>&1; then
+        INTAKE_IT_ENGINE=postgres cargo nextest run --release --test-threads 2 --no-fail-fast --test it -E "$PG_GROUPS"
+    else
+        INTAKE_IT_ENGINE=postgres cargo test --release --test it -- --test-threads 2 hook:: lifecycle:: outbox:: redelivery:: portal::
+    fi
 fi
 
 # End to end through a real Postfix (pipe transport → intake submit → intake →

@@ -102,18 +102,36 @@ struct RawAuth {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawStore {
+    engine: String,
     path: PathBuf,
+    url: Option<String>,
+    password_file: Option<PathBuf>,
     commit_window_us: u64,
     cache_mb: u64,
 }
 impl Default for RawStore {
     fn default() -> Self {
         RawStore {
+            engine: "sled".into(),
             path: "./data".into(),
+            url: None,
+            password_file: None,
             commit_window_us: 1000,
             cache_mb: 64,
         }
     }
+}
+
+/// Which storage engine holds the store (`store.engine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEngine {
+    /// The embedded default: a directory (`store.path`), one process.
+    Sled,
+    /// PostgreSQL at `url` (`store.url`), password from `store.password_file`.
+    Postgres {
+        url: String,
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +290,7 @@ pub struct Config {
     pub staff_token: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub store_path: PathBuf,
+    pub store_engine: StoreEngine,
     pub commit_window: Duration,
     pub cache_bytes: u64,
     pub rules_path: PathBuf,
@@ -374,6 +393,35 @@ impl Config {
                 format!("{:?} is not an address", raw.smtp.from),
             ));
         }
+        let store_engine = match raw.store.engine.as_str() {
+            "sled" => StoreEngine::Sled,
+            "postgres" => match raw.store.url.filter(|u| !u.is_empty()) {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    StoreEngine::Postgres {
+                        url,
+                        password_file: raw.store.password_file,
+                    }
+                }
+                Some(url) => {
+                    return Err(invalid(
+                        "store.url",
+                        format!("{url:?} is not a postgres:// URL"),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "store.url",
+                        "required with store.engine = \"postgres\" (e.g. postgres://intake@127.0.0.1:5432/intake)",
+                    ))
+                }
+            },
+            other => {
+                return Err(invalid(
+                    "store.engine",
+                    format!("{other:?}: must be \"sled\" or \"postgres\""),
+                ))
+            }
+        };
         let rspamd_url = raw.spam.rspamd_url.filter(|u| !u.trim().is_empty());
         if let Some(u) = &rspamd_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -409,6 +457,7 @@ impl Config {
             staff_token: secret(raw.auth.staff_token),
             admin_token: secret(raw.auth.admin_token),
             store_path: raw.store.path,
+            store_engine,
             commit_window: Duration::from_micros(raw.store.commit_window_us),
             cache_bytes: raw.store.cache_mb * 1024 * 1024,
             rules_path: raw.rules.path,
@@ -570,6 +619,44 @@ mod tests {
         assert_eq!(c.smtp_relay, "relay.example:2525");
         assert_eq!(c.first_number, 500);
         assert_eq!(c.gateway_token.unwrap().expose(), "gw");
+    }
+
+    #[test]
+    fn store_engine_from_env() {
+        assert_eq!(Config::defaults().store_engine, StoreEngine::Sled);
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("INTAKE__STORE__ENGINE", "postgres"),
+                (
+                    "INTAKE__STORE__URL",
+                    "postgres://intake@127.0.0.1:5432/intake",
+                ),
+                ("INTAKE__STORE__PASSWORD_FILE", "/run/secrets/pg"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_engine,
+            StoreEngine::Postgres {
+                url: "postgres://intake@127.0.0.1:5432/intake".into(),
+                password_file: Some("/run/secrets/pg".into()),
+            }
+        );
+        let no_url = Config::load_from(None, &env(&[("INTAKE__STORE__ENGINE", "postgres")]))
+            .unwrap_err()
+            .to_string();
+        assert!(no_url.contains("store.url"), "{no_url}");
+        let bad = Config::load_from(None, &env(&[("INTAKE__STORE__ENGINE", "mysql")]))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("store.engine"), "{bad}");
     }
 
     #[test]

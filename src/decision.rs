@@ -114,6 +114,10 @@ pub struct Decision {
     /// ticket closed too long ago to reopen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<u64>,
+    /// Kept with the decision for staff: the encoding detected for the message's
+    /// undeclared 8-bit bytes (`msg.charset_guessed`), when the parser had to guess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset_guessed: Option<String>,
 }
 
 impl Decision {
@@ -127,6 +131,7 @@ impl Decision {
             ticket: None,
             lang: lang.to_owned(),
             link: None,
+            charset_guessed: None,
         }
     }
 
@@ -229,6 +234,7 @@ pub fn validate(
         } else {
             None
         },
+        charset_guessed: None,
     })
 }
 

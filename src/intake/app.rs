@@ -9,7 +9,7 @@ use actix_web::{web, App as ActixApp, HttpServer};
 use anyhow::Context;
 use jiff::Timestamp;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, StoreEngine};
 use crate::contracts::Contracts;
 use crate::facts::FactsConfig;
 use crate::pipeline::Pipeline;
@@ -94,6 +94,45 @@ fn token_for(data_dir: &Path, name: &str, configured: &Option<Secret>) -> anyhow
     Ok(Secret::new(value))
 }
 
+/// Opens the configured store: the sled directory (closed while it cannot be
+/// written, see [`Store::open_or_closed`]) or the PostgreSQL database.
+///
+/// # Errors
+/// The store cannot be opened; the password file cannot be read.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match &config.store_engine {
+        StoreEngine::Sled => {
+            Store::open_or_closed(&config.store_path, config.first_number, config.cache_bytes)
+                .with_context(|| format!("cannot open store {}", config.store_path.display()))
+        }
+        StoreEngine::Postgres { url, password_file } => {
+            let password = password_file
+                .as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read store.password_file {}", p.display()))
+                })
+                .transpose()?;
+            Store::open_postgres(url, password.as_deref(), config.first_number)
+                .with_context(|| format!("cannot open the PostgreSQL store {}", redact(url)))
+        }
+    }
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Builds the pipeline (store, committer, rules, contracts) from configuration.
 ///
 /// # Errors
@@ -113,8 +152,7 @@ pub fn build_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
             });
         }
     }
-    let store = Store::open_or_closed(&config.store_path, config.first_number, config.cache_bytes)
-        .with_context(|| format!("cannot open store {}", config.store_path.display()))?;
+    let store = open_store(config)?;
     let rules = RuleSet::load(&config.rules_path)?;
     tracing::info!(path = %config.rules_path.display(), revision = %rules.revision, rules = rules.rules.len(), "rules loaded");
     let contracts = Contracts::load(&config.contracts_file)?;

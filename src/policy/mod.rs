@@ -233,7 +233,7 @@ pub fn evaluate(
             .collect();
     }
     let lang = facts.lang.clone();
-    let decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
+    let mut decision = match raw.map(|r| decision::validate(r, findings.clone(), &lang)) {
         Some(Ok(d)) => d,
         Some(Err(e)) => {
             let text = format!("{}: {e}", set.decide.path.display());
@@ -243,6 +243,7 @@ pub fn evaluate(
         }
         None => failed(findings, &errors, &lang),
     };
+    decision.charset_guessed = facts.charset_guessed.clone();
     Evaluation {
         decision,
         trace,

@@ -152,13 +152,17 @@ impl Outbox {
             .port(port)
             .timeout(Some(cfg.timeout))
             .build();
+        let wake = store
+            .outbox_wake()
+            .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
         Outbox {
             store,
             rules,
             contracts,
             cfg,
             transport,
-            wake: Arc::new(tokio::sync::Notify::new()),
+            // Nodes sharing a database wake each other (LISTEN/NOTIFY).
+            wake,
             busy: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             unrecorded: Arc::default(),
         }

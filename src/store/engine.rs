@@ -181,6 +181,13 @@ pub trait Engine: Send + Sync {
     /// Write failures.
     fn enqueue(&self, item: &OutboxItem) -> Result<(), StoreError>;
 
+    /// Notified when a reply was queued on any node sharing the store (the
+    /// outbox then looks at once instead of at its next poll); `None` when only
+    /// this process writes the store.
+    fn outbox_wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     // --- keyed collections (see `collections`) ---
 
     /// # Errors

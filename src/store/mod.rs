@@ -9,6 +9,7 @@
 //!
 //! - `sled/` — the embedded default: sled trees and a raw-message log in one
 //!   directory, one process.
+//! - `postgres/` — PostgreSQL: any number of nodes on one database.
 //!
 //! Shared here: `records` (the types the pipeline hands in and reads back),
 //! `codec` (value encoding and compression), `collections` (named keyed
@@ -25,6 +26,7 @@ mod codec;
 mod collections;
 mod committer;
 mod engine;
+mod postgres;
 mod records;
 mod sled;
 
@@ -55,6 +57,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("PostgreSQL error on {op}")]
+    Postgres {
+        op: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+    /// The database cannot be used by this binary (bad URL, newer schema).
+    #[error("store: {0}")]
+    Schema(String),
     #[error("corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
     #[error("ticket {0} does not exist")]
@@ -122,6 +135,21 @@ impl Store {
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
         sled::SledStore::open_or_closed(path, first_number, cache_bytes).map(Store::wrap)
+    }
+
+    /// Connects to a PostgreSQL store (`postgres://user@host:port/db`; `password`,
+    /// read from `store.password_file`, replaces the URL's), applying the embedded
+    /// migrations.
+    ///
+    /// # Errors
+    /// A bad URL, an unreachable database, a refused role, a schema newer than
+    /// this binary.
+    pub fn open_postgres(
+        url: &str,
+        password: Option<&str>,
+        first_number: u64,
+    ) -> Result<Store, StoreError> {
+        postgres::PgStore::open(url, password, first_number).map(Store::wrap)
     }
 
     /// Changes one ticket in a transaction and durably: `change` edits the ticket

@@ -36,6 +36,18 @@ pub(crate) fn sled_store() -> TestStore {
     }
 }
 
+/// An empty PostgreSQL store in a database of its own (`None`: skipped, see
+/// `postgres::testdb`).
+pub(crate) fn postgres_store() -> Option<TestStore> {
+    let url = super::postgres::testdb::new_database()?;
+    let store = Store::open_postgres(&url, None, 100_001).unwrap();
+    Some(TestStore {
+        committer: Committer::start(store.clone(), Duration::from_millis(1)),
+        store,
+        _dir: None,
+    })
+}
+
 pub(crate) fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
@@ -68,6 +80,7 @@ pub(crate) fn filing(key: &str, outcome: Outcome, ticket: Option<u64>) -> Filing
             ticket,
             lang: "ru".into(),
             link: None,
+            charset_guessed: None,
         },
         rules_revision: "rev".into(),
         timings: Timings::default(),
@@ -99,6 +112,11 @@ macro_rules! behaviour {
     ($($case:ident),* $(,)?) => {
         mod sled_engine {
             $( #[test] fn $case() { super::$case(&super::sled_store()) } )*
+        }
+        mod postgres_engine {
+            $( #[test] fn $case() {
+                if let Some(t) = super::postgres_store() { super::$case(&t) }
+            } )*
         }
     };
 }

@@ -163,6 +163,56 @@ impl Received {
     }
 }
 
+/// The storage engine the integration tests run on: `INTAKE_IT_ENGINE=postgres`
+/// runs them on PostgreSQL (a database per data directory on the server named by
+/// `INTAKE_TEST_PG_URL`; scripts/test.sh runs the store-touching groups a second
+/// time so); anything else, or unset, on sled.
+pub fn it_engine() -> &'static str {
+    match std::env::var("INTAKE_IT_ENGINE").as_deref() {
+        Ok("postgres") => "postgres",
+        _ => "sled",
+    }
+}
+
+/// On PostgreSQL: the URL of the database that belongs to the data directory
+/// `data` (made on first use, remembered in the directory, so that a test that
+/// restarts on the same directory finds the same store).
+///
+/// # Panics
+/// `INTAKE_TEST_PG_URL` is unset (the PostgreSQL run needs a server), or the
+/// server refuses.
+pub fn pg_database_for(data: &Path) -> String {
+    std::fs::create_dir_all(data).unwrap();
+    let marker = data.join("test-pg-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return url;
+    }
+    let admin = std::env::var("INTAKE_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "INTAKE_IT_ENGINE=postgres needs INTAKE_TEST_PG_URL (scripts/test.sh starts a server)"
+        )
+    });
+    let name = format!("intake_it_{:016x}", rand::random::<u64>());
+    let out = std::process::Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-qAt",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{base}/{name}");
+    std::fs::write(&marker, &url).unwrap();
+    url
+}
+
 /// Settings of a test app.
 pub struct Options {
     pub rules: PathBuf,
@@ -210,6 +260,10 @@ pub fn config_with(opts: &Options, data: &Path, extra: &[(&str, &str)]) -> Confi
     ];
     if let Some(m) = opts.max_body {
         env.push(("INTAKE__HTTP__MAX_BODY".to_owned(), m.to_owned()));
+    }
+    if it_engine() == "postgres" {
+        env.push(("INTAKE__STORE__ENGINE".to_owned(), "postgres".to_owned()));
+        env.push(("INTAKE__STORE__URL".to_owned(), pg_database_for(data)));
     }
     env.extend(
         extra

@@ -300,7 +300,8 @@ fn check_explain_shows_the_words_the_decide_path_and_the_rendered_reply() {
         "{out}"
     );
     assert!(
-        out.contains("list_match(\"obscene\", msg.text_new) → 'х*йня' (entry 'хуй*') at 3:25"),
+        // The rule matches msg.text_new with pasted material blanked (strip_pasted).
+        out.contains("list_match(\"obscene\", \"Добрый день.  Ваш TX-8 — это какая-то х*…\") → 'х*йня' (entry 'хуй*') at 3:25"),
         "{out}"
     );
     assert!(
