@@ -74,8 +74,7 @@ def run_set(args, name, rspamd_url):
                INTAKE__RULES__PATH=os.path.join(args.repo, "rules"),
                INTAKE__CONTRACTS__FILE=os.path.join(args.repo, "fixtures/contracts.toml"),
                INTAKE__SMTP__RELAY=f"127.0.0.1:{free_port()}",
-               INTAKE__AUTH__GATEWAY_TOKEN=TOKEN,
-               INTAKE__LOG__FORMAT="text")
+               INTAKE__AUTH__GATEWAY_TOKEN=TOKEN)
     if rspamd_url:
         env["INTAKE__SPAM__RSPAMD_URL"] = rspamd_url
     proc = subprocess.Popen([args.intake, "serve"], env=env, stdout=subprocess.DEVNULL,
