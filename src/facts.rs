@@ -226,7 +226,9 @@ pub fn extract_facts(
         .iter()
         .find_map(|id| contracts.by_client_id(id))
         .cloned();
-    let sender_contract = if from.address.is_empty() {
+    // Reply-To never confers identity (SPEC §5): an address taken from it for a broken
+    // From names no sender contract.
+    let sender_contract = if from.address.is_empty() || mail.from_source == "reply_to" {
         None
     } else {
         contracts.for_sender(&from.address).cloned()
@@ -333,6 +335,33 @@ mod tests {
             ]),
             vec!["MI-10234", "MI-777", "MI-4321"]
         );
+    }
+
+    #[test]
+    fn reply_to_fallback_confers_no_sender_contract() {
+        let contracts = Contracts::parse(
+            "[[contract]]\nclient_id = \"MI-20417\"\nname = \"N\"\nlevel = \"standard\"\nstatus = \"active\"\nvalid_until = \"2027-06-30\"\ndomains = [\"y.ru\"]\naddresses = []\nlanguage = \"en\"\n",
+        );
+        let contracts = contracts.unwrap();
+        let facts = |raw: &[u8]| {
+            extract_facts(
+                &crate::parse::parse(raw),
+                &Envelope::default(),
+                10,
+                Timestamp::UNIX_EPOCH,
+                &contracts,
+                &cfg(),
+            )
+        };
+        let f = facts(b"From: \"Ivan\"\r\nReply-To: b@y.ru\r\nSubject: s\r\n\r\nhello\r\n");
+        assert_eq!(
+            (f.from.as_str(), f.from_source.as_str()),
+            ("b@y.ru", "reply_to")
+        );
+        assert!(f.sender_contract.is_none());
+        let f = facts(b"From: \"Ivan\"\r\nSender: b@y.ru\r\nSubject: s\r\n\r\nhello\r\n");
+        assert_eq!(f.from_source, "sender");
+        assert!(f.sender_contract.is_some());
     }
 
     #[test]
